@@ -1,0 +1,97 @@
+import { Keyring } from './keyring';
+
+/**
+ * The one configuration loader. Every process (worker, API, devstack, tests) reads the same variables;
+ * invalid values stop the process at start with a message naming the variable.
+ */
+export interface AppConfig {
+  temporal: { address: string; namespace: string; onboardingTaskQueue: string; tunnelTaskQueue: string; tls: boolean };
+  influx: { url: string; token: string; org: string; bucket: string };
+  keyring: Keyring;
+  api: { host: string; port: number; tokens: Map<string, ApiRole>; uiOrigin: string };
+  /** Telegraf binary the controller ships in artifact mode (air-gapped hosts). */
+  telegrafArtifact?: string;
+}
+
+export type ApiRole = 'viewer' | 'operator';
+
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+type Env = Record<string, string | undefined>;
+
+function str(env: Env, name: string, fallback?: string): string {
+  const v = env[name]?.trim();
+  if (v) return v;
+  if (fallback !== undefined) return fallback;
+  throw new ConfigError(`${name} is required`);
+}
+
+function port(env: Env, name: string, fallback: number): number {
+  const raw = env[name]?.trim();
+  if (!raw) return fallback;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < 1 || n > 65535) throw new ConfigError(`${name} must be a TCP port, got "${raw}"`);
+  return n;
+}
+
+function url(env: Env, name: string, fallback: string): string {
+  const v = str(env, name, fallback);
+  try {
+    const u = new URL(v);
+    if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new Error();
+  } catch {
+    throw new ConfigError(`${name} must be an http(s) URL, got "${v}"`);
+  }
+  return v.replace(/\/+$/, '');
+}
+
+export function parseApiTokens(spec: string): Map<string, ApiRole> {
+  const tokens = new Map<string, ApiRole>();
+  for (const entry of spec.split(',').map((s) => s.trim()).filter(Boolean)) {
+    const idx = entry.lastIndexOf(':');
+    const token = entry.slice(0, idx);
+    const role = entry.slice(idx + 1);
+    if (idx <= 0 || (role !== 'viewer' && role !== 'operator')) {
+      throw new ConfigError('AO_API_TOKENS entries must look like "<token>:viewer" or "<token>:operator"');
+    }
+    if (token.length < 16) throw new ConfigError('AO_API_TOKENS: tokens must be at least 16 characters');
+    tokens.set(token, role);
+  }
+  return tokens;
+}
+
+export function loadConfig(env: Env = process.env): AppConfig {
+  const keysSpec = env.AO_MASTER_KEYS?.trim();
+  if (!keysSpec) throw new ConfigError('AO_MASTER_KEYS is required (e.g. "k1:$(openssl rand -base64 32)")');
+  let keyring: Keyring;
+  try {
+    keyring = Keyring.parse(keysSpec);
+  } catch (e) {
+    throw new ConfigError((e as Error).message);
+  }
+  return {
+    temporal: {
+      address: str(env, 'TEMPORAL_ADDRESS', '127.0.0.1:7233'),
+      namespace: str(env, 'TEMPORAL_NAMESPACE', 'default'),
+      onboardingTaskQueue: str(env, 'AO_ONBOARDING_TASK_QUEUE', 'onboarding'),
+      tunnelTaskQueue: str(env, 'AO_TUNNEL_TASK_QUEUE', 'tunnels'),
+      tls: env.TEMPORAL_TLS === 'true',
+    },
+    influx: {
+      url: url(env, 'INFLUX_URL', 'http://127.0.0.1:8086'),
+      token: str(env, 'INFLUX_TOKEN', 'telegraf:telegraf'),
+      org: str(env, 'INFLUX_ORG', 'agent-onboarding'),
+      bucket: str(env, 'INFLUX_BUCKET', 'telegraf/autogen'),
+    },
+    keyring,
+    api: {
+      host: str(env, 'AO_API_HOST', '127.0.0.1'),
+      port: port(env, 'AO_API_PORT', 8080),
+      tokens: parseApiTokens(env.AO_API_TOKENS ?? ''),
+      uiOrigin: str(env, 'AO_UI_ORIGIN', 'http://127.0.0.1:8233'),
+    },
+    telegrafArtifact: env.TELEGRAF_PATH?.trim() || undefined,
+  };
+}

@@ -1,0 +1,185 @@
+// Types shared by workflows, activities and the API. Plain data only: everything here crosses
+// Temporal payloads. Secrets appear only as SealedSecret.
+
+/** A secret sealed with the 'secret-seal' subkey (see lib/sealed-secret.ts). Opaque everywhere else. */
+export interface SealedSecret {
+  sealed: string;
+}
+
+export type OnboardingPhase =
+  | 'probing'
+  | 'creating-cloudroot'
+  | 'installing-agent'
+  | 'starting-tunnel'
+  | 'verifying'
+  | 'healthy'
+  | 'needs-credentials'
+  | 'needs-host-key-approval'
+  | 'failed';
+
+export const ONBOARDING_PHASES: readonly OnboardingPhase[] = [
+  'probing', 'creating-cloudroot', 'installing-agent', 'starting-tunnel', 'verifying', 'healthy',
+  'needs-credentials', 'needs-host-key-approval', 'failed',
+];
+
+/** How to log in: exactly one of password or privateKey; passphrase only with privateKey. */
+export interface SshCredential {
+  username: string;
+  password?: SealedSecret;
+  privateKey?: SealedSecret;
+  passphrase?: SealedSecret;
+}
+
+/** An SSH server the controller talks to, with its pinned key (`SHA256:<base64>` as OpenSSH prints it). */
+export interface SshTarget {
+  address: string;
+  port: number;
+  credential: SshCredential;
+  /** Pinned host key fingerprint; when absent the first contact captures it (TOFU). */
+  hostKeySha256?: string;
+  /** Jump host for the control path (the controller cannot reach `address` itself). */
+  via?: SshTarget;
+}
+
+export type DataPath =
+  | { kind: 'direct'; influxUrl: string } // the host writes to InfluxDB itself, at this URL as it sees it
+  | { kind: 'tunnel' } // a remote forward on the host carries its writes
+  | { kind: 'proxy'; proxy: SshTarget; bindAddress: string }; // a forward on a proxy host of its private network
+
+export interface AgentOptions {
+  mode: 'artifact' | 'repo';
+  /** Telegraf collection interval, e.g. "10s". */
+  interval?: string;
+}
+
+export interface OnboardHostInput {
+  hostId: string;
+  target: SshTarget;
+  dataPath: DataPath;
+  agent: AgentOptions;
+  labels?: Record<string, string>;
+  /** Durations in ms; inputs so tests can shorten them. */
+  timing?: { verifyDeadlineMs?: number; probeBudgetMs?: number; tunnelConnectDeadlineMs?: number };
+}
+
+export interface HostFacts {
+  hostname: string;
+  os: string;
+  osVersion: string;
+  arch: string;
+  initSystem: 'systemd' | 'none' | 'other';
+  python3: string | null;
+  cpus: number;
+  memoryMiB: number;
+  diskRootGiB: number;
+}
+
+export interface ProbeResult {
+  hostKeySha256: string;
+  /** The jump host's key, captured (TOFU) or checked on the way. */
+  viaHostKeySha256?: string;
+  facts: HostFacts;
+}
+
+export interface CloudrootResult {
+  username: string;
+  publicKey: string;
+  privateKey: SealedSecret;
+}
+
+export interface AgentInstallSummary {
+  ok: number;
+  changed: number;
+  failed: number;
+  unreachable: number;
+  telegrafVersion: string;
+  /** Agent start time as the host saw it, ms since epoch: verification wants points newer than this. */
+  agentStartedAtMs: number;
+  outputUrl: string;
+}
+
+export interface VerifyResult {
+  pointsSeen: number;
+  lastPointAtMs: number;
+}
+
+export type StepName = 'probe' | 'cloudroot' | 'install-agent' | 'tunnel' | 'verify';
+
+export interface StepRecord {
+  step: StepName;
+  startedAtMs: number;
+  endedAtMs?: number;
+  attempts: number;
+  status: 'running' | 'succeeded' | 'failed' | 'waiting';
+  error?: { type: string; message: string };
+}
+
+export interface OnboardingStatus {
+  hostId: string;
+  address: string;
+  phase: OnboardingPhase;
+  steps: StepRecord[];
+  facts?: HostFacts;
+  hostKeySha256?: string;
+  /** The key seen when a mismatch stopped us, for approval. */
+  offeredHostKeySha256?: string;
+  cloudrootUser?: string;
+  tunnelId?: string;
+  agent?: AgentInstallSummary;
+  verified?: VerifyResult;
+  lastError?: { type: string; message: string };
+}
+
+// ---- tunnels ----
+
+export interface TunnelSpec {
+  tunnelId: string;
+  /** Where the forward lives (the monitored host, or a proxy host). */
+  ssh: SshTarget;
+  /** Address and port the forward listens on, on that host. */
+  bind: { address: string; port: number };
+  /** Where the controller sends what arrives (InfluxDB). */
+  target: { host: string; port: number };
+  timing?: { keepaliveIntervalMs?: number; keepaliveCountMax?: number; heartbeatMs?: number; maxBackoffMs?: number };
+}
+
+export interface TunnelStats {
+  connected: boolean;
+  boundPort?: number;
+  openConnections: number;
+  totalConnections: number;
+  bytesIn: number;
+  bytesOut: number;
+  connectedSinceMs?: number;
+  reconnects: number;
+  lastError?: string;
+}
+
+export interface TunnelStatus {
+  tunnelId: string;
+  state: 'connecting' | 'connected' | 'reconnecting' | 'stopped';
+  stats?: TunnelStats;
+  attempt?: number;
+  lastFailure?: string;
+}
+
+// ---- named failures (ApplicationFailure types) ----
+export const FailureType = {
+  AuthFailed: 'AuthFailed',
+  HostKeyMismatch: 'HostKeyMismatch',
+  HostUnreachable: 'HostUnreachable',
+  UnsupportedOS: 'UnsupportedOS',
+  CloudrootFailed: 'CloudrootFailed',
+  AnsibleFailed: 'AnsibleFailed',
+  NoPoints: 'NoPoints',
+  StalePoints: 'StalePoints',
+  InfluxUnreachable: 'InfluxUnreachable',
+  TunnelFailed: 'TunnelFailed',
+  InvalidInput: 'InvalidInput',
+} as const;
+export type FailureType = (typeof FailureType)[keyof typeof FailureType];
+
+export const workflowIds = {
+  onboarding: (hostId: string) => `onboard/${hostId}`,
+  tunnel: (tunnelId: string) => `tunnel/${tunnelId}`,
+};
