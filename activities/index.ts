@@ -1,0 +1,17 @@
+import type { ActivityDeps } from './deps';
+import { createSshActivities } from './ssh';
+import { createAnsibleActivities } from './ansible';
+import { createTunnelActivities } from './tunnel';
+import { verifyMetrics } from './metrics/verify-metrics';
+
+export type { ActivityDeps } from './deps';
+
+/** Every activity the worker registers, built from explicit dependencies. */
+export function createActivities(deps: ActivityDeps) {
+  return {
+    ...createSshActivities(deps),
+    ...createAnsibleActivities(deps),
+    ...createTunnelActivities(deps),
+    verifyMetrics: verifyMetrics(deps),
+  };
+}

@@ -1,0 +1,66 @@
+import { NativeConnection, Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import { Client } from '@temporalio/client';
+import { createActivities, type ActivityDeps } from '../../activities';
+import type { AppConfig } from '../../lib/config';
+import { clientDataConverterFor, dataConverterFor } from '../../lib/temporal';
+import { createLogger, type Logger } from '../../lib/logging';
+
+import { bundleWorkflows } from './bundle';
+
+export interface WorkerSet {
+  workers: Worker[];
+  /** Resolves when every worker has drained (after shutdown()). */
+  run(): Promise<void>;
+  shutdown(): void;
+}
+
+/**
+ * Two workers on one connection: onboarding (short activities, bounded Ansible concurrency) and tunnels
+ * (long-held forwards on their own queue, so they never starve onboarding).
+ */
+export async function createWorkers(opts: {
+  config: AppConfig;
+  connection: NativeConnection;
+  bundle?: WorkflowBundleWithSourceMap;
+  deps?: Partial<ActivityDeps>;
+  log?: Logger;
+  identity?: string;
+}): Promise<WorkerSet> {
+  const { config, connection } = opts;
+  const log = opts.log ?? createLogger('worker');
+  const client = new Client({ connection, namespace: config.temporal.namespace, dataConverter: clientDataConverterFor(config.keyring) });
+  const deps: ActivityDeps = {
+    keyring: config.keyring,
+    influx: config.influx,
+    telegrafArtifact: config.telegrafArtifact,
+    temporal: { client, tunnelTaskQueue: config.temporal.tunnelTaskQueue },
+    log,
+    ...opts.deps,
+  };
+  const activities = createActivities(deps);
+  const workflowBundle = opts.bundle ?? (await bundleWorkflows());
+  const dataConverter = dataConverterFor(config.keyring);
+  const common = { connection, namespace: config.temporal.namespace, workflowBundle, activities, dataConverter, identity: opts.identity };
+  const workers = await Promise.all([
+    Worker.create({
+      ...common,
+      taskQueue: config.temporal.onboardingTaskQueue,
+      maxConcurrentActivityTaskExecutions: 16,
+      shutdownGraceTime: '30s',
+    }),
+    Worker.create({
+      ...common,
+      taskQueue: config.temporal.tunnelTaskQueue,
+      // Each held forward is one long-running activity slot.
+      maxConcurrentActivityTaskExecutions: 1000,
+      shutdownGraceTime: '5s',
+    }),
+  ]);
+  return {
+    workers,
+    run: async () => {
+      await Promise.all(workers.map((w) => w.run()));
+    },
+    shutdown: () => workers.forEach((w) => w.getState() === 'RUNNING' && w.shutdown()),
+  };
+}

@@ -1,0 +1,3 @@
+// The workflow bundle's entry point: every workflow the worker runs.
+export { onboardHost } from './onboard-host';
+export { tunnelKeeper } from './tunnel-keeper';
