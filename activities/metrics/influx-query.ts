@@ -19,11 +19,12 @@ export async function summarizeHostPoints(influx: ActivityDeps['influx'], hostId
     ` |> range(start: time(v: ${fluxString(new Date(sinceMs).toISOString())}))` +
     ` |> filter(fn: (r) => r.host_id == ${fluxString(hostId)})` +
     ` |> keep(columns: ["_time"]) |> group()`;
+  // Fields of mixed types cannot share one table: count rows through a constant column instead.
   const [countRows, lastRows] = await Promise.all([
-    api.collectRows<{ _time: string }>(`${base} |> count(column: "_time")`),
-    api.collectRows<{ _time: string }>(`${base} |> max(column: "_time")`),
+    api.collectRows<{ n: number }>(`${base} |> map(fn: (r) => ({ _time: r._time, n: 1 })) |> sum(column: "n")`),
+    api.collectRows<{ _time: string }>(`${base} |> sort(columns: ["_time"], desc: true) |> limit(n: 1)`),
   ]);
-  const count = countRows.length ? Number(countRows[0]._time) : 0;
+  const count = countRows.length ? Number(countRows[0].n) : 0;
   const lastAtMs = lastRows.length ? Date.parse(lastRows[0]._time) : null;
   return { count, lastAtMs };
 }
