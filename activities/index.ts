@@ -3,6 +3,7 @@ import { createSshActivities } from './ssh';
 import { createAnsibleActivities } from './ansible';
 import { createTunnelActivities } from './tunnel';
 import { verifyMetrics } from './metrics/verify-metrics';
+import { workerInfo } from './worker-info';
 
 export type { ActivityDeps } from './deps';
 
@@ -13,5 +14,6 @@ export function createActivities(deps: ActivityDeps) {
     ...createAnsibleActivities(deps),
     ...createTunnelActivities(deps),
     verifyMetrics: verifyMetrics(deps),
+    workerInfo,
   };
 }

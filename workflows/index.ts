@@ -1,3 +1,4 @@
 // The workflow bundle's entry point: every workflow the worker runs.
 export { onboardHost } from './onboard-host';
 export { tunnelKeeper } from './tunnel-keeper';
+export { smokeTest } from './smoke';
