@@ -1,0 +1,128 @@
+import { ApplicationFailure } from '@temporalio/common';
+import { FailureType } from '../../workflows/contracts';
+
+/**
+ * Named failures of the SSH activities. Messages and details never carry secrets: they name the host,
+ * the hop and what went wrong, and whatever came from the remote side passes through `scrub` first.
+ */
+
+export type Hop = 'target' | 'via';
+
+export interface Endpoint {
+  address: string;
+  port: number;
+  hop?: Hop;
+}
+
+function where(e: Endpoint): string {
+  const label = e.hop === 'via' ? 'jump host ' : '';
+  return `${label}${e.address}:${e.port}`;
+}
+
+export function authFailed(e: Endpoint, reason: string): ApplicationFailure {
+  return ApplicationFailure.create({
+    type: FailureType.AuthFailed,
+    message: `authentication failed on ${where(e)}: ${reason}`,
+    nonRetryable: true,
+    details: [{ address: e.address, port: e.port, hop: e.hop ?? 'target' }],
+  });
+}
+
+export function hostKeyMismatch(e: Endpoint, expected: string, offered: string): ApplicationFailure {
+  return ApplicationFailure.create({
+    type: FailureType.HostKeyMismatch,
+    message: `host key of ${where(e)} is ${offered}, expected ${expected}`,
+    nonRetryable: true,
+    details: [{ expected, offered, address: e.address, port: e.port, hop: e.hop ?? 'target' }],
+  });
+}
+
+/** Retryable on purpose: the workflow's retry policy (probe budget) decides how long an unreachable host is tried. */
+export function hostUnreachable(e: Endpoint, reason: string, code?: string): ApplicationFailure {
+  return ApplicationFailure.create({
+    type: FailureType.HostUnreachable,
+    message: `cannot reach ${where(e)}: ${reason}`,
+    nonRetryable: false,
+    details: [{ address: e.address, port: e.port, hop: e.hop ?? 'target', code: code ?? null }],
+  });
+}
+
+export function unsupportedOs(e: Endpoint, reason: string, facts: unknown): ApplicationFailure {
+  return ApplicationFailure.create({
+    type: FailureType.UnsupportedOS,
+    message: `unsupported host ${where(e)}: ${reason}`,
+    nonRetryable: true,
+    details: [{ address: e.address, port: e.port, facts }],
+  });
+}
+
+export function cloudrootFailed(e: Endpoint, reason: string, opts: { nonRetryable?: boolean } = {}): ApplicationFailure {
+  return ApplicationFailure.create({
+    type: FailureType.CloudrootFailed,
+    message: `creating the service user on ${where(e)} failed: ${reason}`,
+    nonRetryable: opts.nonRetryable ?? false,
+    details: [{ address: e.address, port: e.port }],
+  });
+}
+
+export function invalidInput(reason: string): ApplicationFailure {
+  return ApplicationFailure.create({ type: FailureType.InvalidInput, message: reason, nonRetryable: true });
+}
+
+/** Replaces every occurrence of the given secrets in remote output before it is reported anywhere. */
+export function scrub(text: string, secrets: ReadonlyArray<string | undefined>): string {
+  let out = text;
+  for (const s of secrets) {
+    if (s && s.length > 0) out = out.split(s).join('[redacted]');
+  }
+  return out;
+}
+
+/** The last few hundred characters of remote stderr, scrubbed: enough to name the failing step, bounded for payloads. */
+export function tail(text: string, secrets: ReadonlyArray<string | undefined> = [], max = 400): string {
+  const t = scrub(text, secrets).trim();
+  return t.length > max ? '…' + t.slice(t.length - max) : t;
+}
+
+const UNREACHABLE_CODES = new Set([
+  'ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'ETIMEDOUT', 'ECONNRESET', 'EPIPE', 'ENOTFOUND', 'EAI_AGAIN',
+  'ECONNABORTED', 'EADDRNOTAVAIL',
+]);
+
+/**
+ * Maps an error from ssh2's connect/handshake/auth to a named failure. `hostKey` carries the outcome of our
+ * host verifier: ssh2 only reports "Host denied (verification failed)", the fingerprints are ours.
+ */
+export function mapSshError(
+  err: unknown,
+  e: Endpoint,
+  hostKey?: { expected: string; offered: string },
+): ApplicationFailure {
+  if (err instanceof ApplicationFailure) return err;
+  if (hostKey) return hostKeyMismatch(e, hostKey.expected, hostKey.offered);
+  const error = err as (Error & { level?: string; code?: string }) | undefined;
+  const message = error?.message ?? String(err);
+  const level = error?.level;
+  const code = typeof error?.code === 'string' ? error.code : undefined;
+  if (level === 'client-authentication' || /All configured authentication methods failed/i.test(message)) {
+    return authFailed(e, 'the server rejected the credentials');
+  }
+  if (level === 'client-timeout' || /Timed out while waiting for handshake/i.test(message)) {
+    return hostUnreachable(e, 'timed out waiting for the SSH handshake', 'ETIMEDOUT');
+  }
+  if (code && UNREACHABLE_CODES.has(code)) return hostUnreachable(e, code, code);
+  if (level === 'client-socket' || level === 'client-dns') return hostUnreachable(e, message, code);
+  // Protocol-level surprises (no common algorithm, peer closed early): not the credential's fault and possibly
+  // transient, so retryable and bounded by the workflow's retry policy.
+  return hostUnreachable(e, message, code);
+}
+
+/** ssh2 key parsing errors, rephrased; ssh2's own messages name no key material but we keep them short and stable. */
+export function describeKeyError(err: Error): string {
+  const m = err.message;
+  if (/no passphrase given/i.test(m)) return 'the private key is encrypted and no passphrase was given';
+  if (/bad passphrase|integrity check failed|bad decrypt|decrypt/i.test(m)) {
+    return 'the private key could not be decrypted with the given passphrase';
+  }
+  return 'the private key could not be parsed (expected an OpenSSH or PEM private key)';
+}

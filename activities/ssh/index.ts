@@ -1,0 +1,15 @@
+import type { ActivityDeps } from '../deps';
+import { createCloudroot } from './cloudroot';
+import { probeHost } from './probe';
+
+export { dialSsh, openJumpListener, scanHostKey, fingerprintSha256, normalizeFingerprint } from './dialer';
+export type { SshSession, DialOptions, ExecResult, JumpListener } from './dialer';
+export { shellQuote } from './shell';
+
+/** The SSH activities, registered by name on the worker. */
+export function createSshActivities(deps: ActivityDeps) {
+  return {
+    probeHost: probeHost(deps),
+    createCloudroot: createCloudroot(deps),
+  };
+}
