@@ -1,0 +1,200 @@
+import { existsSync } from 'node:fs';
+import { ApplicationFailure } from '@temporalio/common';
+import type { Keyring } from '../../lib/keyring';
+import { unsealSecret } from '../../lib/sealed-secret';
+import {
+  FailureType, type AgentInstallSummary, type AgentOptions, type SshTarget,
+} from '../../workflows/contracts';
+import type { ActivityDeps } from '../deps';
+import { openJumpListener, scanHostKey } from '../ssh/dialer';
+import { describeFailure, totals, type PlaybookRecap } from './recap';
+import { runPlaybook, type PlaybookRun } from './run-playbook';
+
+export interface InstallAgentInput {
+  hostId: string;
+  /** The cloudroot login: key credential, pinned host key (required: OpenSSH gets exactly this key). */
+  target: SshTarget;
+  agent: AgentOptions;
+  /** Where Telegraf writes, as the host sees it (InfluxDB directly, or the tunnel's local end). */
+  outputUrl: string;
+  labels?: Record<string, string>;
+}
+
+export type UninstallAgentInput = Pick<InstallAgentInput, 'hostId' | 'target'> & { agent?: AgentOptions };
+
+export interface AgentUninstallSummary {
+  ok: number;
+  changed: number;
+}
+
+const INVENTORY_NAME = 'target';
+const INTERVAL = /^[1-9][0-9]*(ms|s|m|h)$/;
+const LABEL_KEY = /^[A-Za-z_][A-Za-z0-9_.-]{0,63}$/;
+
+function invalid(message: string): ApplicationFailure {
+  return ApplicationFailure.create({ type: FailureType.InvalidInput, message, nonRetryable: true });
+}
+
+function ansibleFailed(message: string, nonRetryable = true): ApplicationFailure {
+  return ApplicationFailure.create({ type: FailureType.AnsibleFailed, message, nonRetryable });
+}
+
+function where(t: SshTarget): string {
+  return t.via ? `${t.address}:${t.port} via ${t.via.address}:${t.via.port}` : `${t.address}:${t.port}`;
+}
+
+/** The cloudroot key, unsealed for the run. OpenSSH cannot be given a passphrase non-interactively. */
+function unsealKey(keyring: Keyring, target: SshTarget): string {
+  const cred = target.credential;
+  if (!cred?.privateKey) throw invalid(`installing the agent needs a key credential for ${cred?.username ?? '?'}@${where(target)}`);
+  if (cred.passphrase) throw invalid('the service user key must not be passphrase-protected (OpenSSH runs non-interactively)');
+  try {
+    return unsealSecret(keyring, cred.privateKey);
+  } catch {
+    throw invalid('the private key could not be unsealed (unknown key id or corrupted secret)');
+  }
+}
+
+function validate(input: UninstallAgentInput & Partial<InstallAgentInput>, installing: boolean): void {
+  if (!input.hostId || typeof input.hostId !== 'string') throw invalid('hostId is required');
+  if (!input.target?.hostKeySha256) throw invalid(`no pinned host key for ${input.target?.address}: probe the host first`);
+  if (!installing) return;
+  try {
+    const u = new URL(input.outputUrl ?? '');
+    if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new Error();
+  } catch {
+    throw invalid(`outputUrl must be an http(s) URL`);
+  }
+  if (input.agent?.interval !== undefined && !INTERVAL.test(input.agent.interval)) {
+    throw invalid(`agent.interval must look like "10s", got "${input.agent.interval}"`);
+  }
+  for (const key of Object.keys(input.labels ?? {})) {
+    if (!LABEL_KEY.test(key) || key === 'host_id' || key === 'host') throw invalid(`label "${key}" is not allowed`);
+  }
+}
+
+/** Maps a finished run to the named failures; returns the recap when the run succeeded. */
+function outcome(run: PlaybookRun, target: SshTarget): PlaybookRecap {
+  if (run.cancelled) throw ansibleFailed(`ansible-playbook was cancelled on ${where(target)}`, false);
+  if (run.timedOut) throw ansibleFailed(`ansible-playbook timed out on ${where(target)}`, false);
+  const recap = run.recap;
+  if (!recap) {
+    throw ansibleFailed(`ansible-playbook ended without a recap (exit ${run.exitCode}): ${run.stderrTail || 'no output'}`);
+  }
+  const t = totals(recap);
+  const failure = describeFailure(recap, INVENTORY_NAME) ?? run.stderrTail;
+  if (t.unreachable > 0) {
+    // Retryable: the workflow's policy decides how long an unreachable host is tried again.
+    throw ApplicationFailure.create({
+      type: FailureType.HostUnreachable,
+      message: `Ansible could not reach ${where(target)}: ${failure}`,
+      nonRetryable: false,
+    });
+  }
+  if (t.failed > 0 || run.exitCode !== 0) {
+    throw ansibleFailed(`ansible-playbook failed on ${where(target)}: ${failure || `exit ${run.exitCode}`}`);
+  }
+  return recap;
+}
+
+/**
+ * Runs the playbook against one host as the service user. Direct hosts are reached at their address;
+ * private ones through a local forward over their bastion. Either way OpenSSH sees only the pinned key.
+ */
+async function runOnHost(
+  deps: ActivityDeps,
+  target: SshTarget,
+  extraVars: Record<string, unknown>,
+  secrets: string[],
+): Promise<PlaybookRecap> {
+  const privateKey = unsealKey(deps.keyring, target);
+  const listener = target.via ? await openJumpListener(target, deps.keyring, { log: deps.log }) : undefined;
+  try {
+    // Checks the pin and gives the key in the form known_hosts needs (the probe kept only its fingerprint).
+    const hostPublicKey = listener
+      ? listener.targetHostPublicKey
+      : (await scanHostKey(target, { keyring: deps.keyring, log: deps.log })).hostPublicKey;
+    const run = await runPlaybook({
+      host: {
+        name: INVENTORY_NAME,
+        address: listener ? listener.host : target.address,
+        port: listener ? listener.port : target.port,
+        user: target.credential.username,
+        privateKey,
+        hostPublicKey,
+      },
+      extraVars,
+      secrets: [...secrets, privateKey],
+      log: deps.log,
+    });
+    deps.log.info('ansible-playbook finished', {
+      address: target.address,
+      exitCode: run.exitCode,
+      durationMs: run.durationMs,
+      ...(run.recap ? totals(run.recap) : {}),
+    });
+    return outcome(run, target);
+  } finally {
+    await listener?.close();
+  }
+}
+
+function artifactPath(deps: ActivityDeps, mode: AgentOptions['mode']): string {
+  if (mode !== 'artifact') return '';
+  const p = deps.telegrafArtifact;
+  if (!p || !existsSync(p)) {
+    throw ansibleFailed('artifact mode needs a Telegraf binary on the controller (TELEGRAF_PATH); none was found');
+  }
+  return p;
+}
+
+export function installAgent(deps: ActivityDeps) {
+  return async function installAgent(input: InstallAgentInput): Promise<AgentInstallSummary> {
+    validate(input, true);
+    const mode = input.agent?.mode ?? 'artifact';
+    const token = deps.influx.token;
+    const extraVars: Record<string, unknown> = {
+      telegraf_state: 'present',
+      telegraf_host_id: input.hostId,
+      telegraf_labels: input.labels ?? {},
+      telegraf_install_mode: mode,
+      telegraf_artifact_path: artifactPath(deps, mode),
+      telegraf_output_url: input.outputUrl,
+      telegraf_influx_token: token,
+      telegraf_influx_org: deps.influx.org,
+      telegraf_influx_bucket: deps.influx.bucket,
+      ...(input.agent?.interval ? { telegraf_interval: input.agent.interval } : {}),
+    };
+    const recap = await runOnHost(deps, input.target, extraVars, [token]);
+    const t = totals(recap);
+    const report = recap.custom[INVENTORY_NAME] ?? {};
+    const startedAt = Number(report.telegraf_started_at_ms);
+    const version = typeof report.telegraf_version === 'string' ? report.telegraf_version : '';
+    if (!version || !Number.isFinite(startedAt) || startedAt <= 0) {
+      throw ansibleFailed(`the playbook succeeded on ${where(input.target)} but did not report Telegraf's version and start time`);
+    }
+    return {
+      ok: t.ok,
+      changed: t.changed,
+      failed: t.failed,
+      unreachable: t.unreachable,
+      telegrafVersion: version,
+      agentStartedAtMs: startedAt,
+      outputUrl: input.outputUrl,
+    };
+  };
+}
+
+/** Stops Telegraf and removes everything the role installed (offboarding, or undoing a cancelled onboarding). */
+export function uninstallAgent(deps: ActivityDeps) {
+  return async function uninstallAgent(input: UninstallAgentInput): Promise<AgentUninstallSummary> {
+    validate(input, false);
+    const recap = await runOnHost(deps, input.target, {
+      telegraf_state: 'absent',
+      telegraf_host_id: input.hostId,
+      telegraf_install_mode: input.agent?.mode ?? 'artifact',
+    }, []);
+    const t = totals(recap);
+    return { ok: t.ok, changed: t.changed };
+  };
+}

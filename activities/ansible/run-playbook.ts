@@ -1,0 +1,265 @@
+import { existsSync } from 'node:fs';
+import { chmod, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { Context } from '@temporalio/activity';
+import execa from 'execa';
+import type { Logger } from '../../lib/logging';
+import { parseRecap, shorten, type PlaybookRecap } from './recap';
+
+/**
+ * Runs ansible-playbook against one host with everything the run needs in a private temp dir (0700):
+ * the private key (0600, the only place it is ever plaintext on disk), a known_hosts file holding the pinned
+ * host key, the inventory and the extra-vars file (0600, carries the output token). Only paths and
+ * non-secret flags go on the command line, and the child gets a minimal environment (not the worker's,
+ * which holds INFLUX_TOKEN and the master keys). The dir is removed whatever happens.
+ */
+
+/** deploy/ansible, found from this file both as ts (activities/ansible) and compiled (dist/activities/ansible). */
+export function deployDir(): string {
+  const override = process.env.AO_ANSIBLE_DIR?.trim();
+  if (override) return override;
+  for (const up of ['../..', '../../..']) {
+    const candidate = path.resolve(__dirname, up, 'deploy/ansible');
+    if (existsSync(path.join(candidate, 'ansible.cfg'))) return candidate;
+  }
+  throw new Error(`deploy/ansible not found near ${__dirname} (set AO_ANSIBLE_DIR)`);
+}
+
+export interface PlaybookHost {
+  /** Inventory name; appears in the recap. */
+  name: string;
+  address: string;
+  port: number;
+  user: string;
+  /** Private key text (OpenSSH or PEM, unencrypted). Written to a 0600 file for the run only. */
+  privateKey: string;
+  /** The pinned host key as `<algorithm> <base64>`; OpenSSH accepts no other. */
+  hostPublicKey: string;
+}
+
+export interface RunPlaybookOptions {
+  host: PlaybookHost;
+  /** Written to a 0600 file and passed as `-e @file`: the only way secrets reach Ansible. */
+  extraVars: Record<string, unknown>;
+  playbook?: string;
+  /** Values that must never appear in anything we return or log (scrubbed from stderr tails). */
+  secrets?: ReadonlyArray<string | undefined>;
+  timeoutMs?: number;
+  heartbeatIntervalMs?: number;
+  /** Aborts the run (the process group is killed). Inside an activity the activity's cancellation does too. */
+  signal?: AbortSignal;
+  log?: Logger;
+  /** Called with the child's pid once started (tests watch /proc with it). */
+  onSpawn?: (pid: number) => void;
+}
+
+export interface PlaybookRun {
+  exitCode: number | null;
+  recap: PlaybookRecap | null;
+  /** Last lines of stderr, scrubbed and bounded: for errors when there is no recap. */
+  stderrTail: string;
+  timedOut: boolean;
+  cancelled: boolean;
+  durationMs: number;
+}
+
+/** The inventory alias OpenSSH looks the host key up under; the same whether we connect directly or via a local forward. */
+export const HOST_KEY_ALIAS = 'ao-target';
+
+export class PlaybookError extends Error {
+  override name = 'PlaybookError';
+}
+
+function currentActivity(): Context | undefined {
+  try {
+    return Context.current();
+  } catch {
+    return undefined;
+  }
+}
+
+function scrub(text: string, secrets: ReadonlyArray<string | undefined>): string {
+  let out = text;
+  for (const s of secrets) if (s && s.length >= 4) out = out.split(s).join('[redacted]');
+  return out;
+}
+
+function stderrTail(stderr: string, secrets: ReadonlyArray<string | undefined>): string {
+  // Deprecation chatter is noise; the last real lines name the problem.
+  const lines = scrub(stderr, secrets)
+    .split('\n')
+    .filter((l) => l.trim() && !/DEPRECATION WARNING|deprecation_warnings|^\s{1,}[a-z]/i.test(l));
+  return shorten(lines.slice(-6).join(' | '), 500);
+}
+
+function knownHostsLine(publicKey: string): string {
+  const parts = publicKey.trim().split(/\s+/);
+  if (parts.length < 2 || !/^[a-z0-9@.-]+$/i.test(parts[0]) || !/^[A-Za-z0-9+/=]+$/.test(parts[1])) {
+    throw new PlaybookError('the host public key must look like "<algorithm> <base64>"');
+  }
+  return `${HOST_KEY_ALIAS} ${parts[0]} ${parts[1]}\n`;
+}
+
+function sshCommonArgs(knownHosts: string): string {
+  return [
+    // Nothing from ~/.ssh/config or /etc/ssh/ssh_config: this run's options are all there is.
+    '-F /dev/null',
+    `-o UserKnownHostsFile=${knownHosts}`,
+    '-o GlobalKnownHostsFile=/dev/null',
+    `-o HostKeyAlias=${HOST_KEY_ALIAS}`,
+    '-o StrictHostKeyChecking=yes',
+    '-o CheckHostIP=no',
+  ].join(' ');
+}
+
+/** Ends the ControlPersist masters of this run (they outlive ansible-playbook otherwise). */
+async function closeControlMasters(cpDir: string): Promise<void> {
+  let sockets: string[] = [];
+  try {
+    sockets = await readdir(cpDir);
+  } catch {
+    return;
+  }
+  await Promise.all(
+    sockets.map((s) =>
+      execa('ssh', ['-o', `ControlPath=${path.join(cpDir, s)}`, '-O', 'exit', HOST_KEY_ALIAS], {
+        reject: false,
+        timeout: 5_000,
+        extendEnv: false,
+        env: { PATH: process.env.PATH ?? '/usr/bin:/bin' },
+      }),
+    ),
+  );
+}
+
+/** Waits (bounded) until no process of the group is left; a killed process lingers until it is reaped. */
+async function groupGone(pgid: number, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    try {
+      process.kill(-pgid, 0);
+    } catch {
+      return;
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+export async function runPlaybook(opts: RunPlaybookOptions): Promise<PlaybookRun> {
+  const dir = deployDir();
+  const playbook = path.join(dir, opts.playbook ?? 'onboard.yml');
+  const secrets = [...(opts.secrets ?? []), opts.host.privateKey];
+  const ctx = currentActivity();
+  const started = Date.now();
+  const tmp = await mkdtemp(path.join(os.tmpdir(), 'ao-ansible-'));
+  try {
+    await chmod(tmp, 0o700);
+    const keyFile = path.join(tmp, 'id');
+    const knownHosts = path.join(tmp, 'known_hosts');
+    const inventory = path.join(tmp, 'inventory.json');
+    const varsFile = path.join(tmp, 'vars.json');
+    const cpDir = path.join(tmp, 'cp');
+    const localTmp = path.join(tmp, 'local');
+    const privateKey = opts.host.privateKey.endsWith('\n') ? opts.host.privateKey : opts.host.privateKey + '\n';
+    await writeFile(keyFile, privateKey, { mode: 0o600 });
+    await writeFile(knownHosts, knownHostsLine(opts.host.hostPublicKey), { mode: 0o600 });
+    await writeFile(varsFile, JSON.stringify(opts.extraVars), { mode: 0o600 });
+    // JSON is YAML: Ansible's yaml inventory plugin reads it.
+    const inventoryDoc = {
+      all: {
+        hosts: {
+          [opts.host.name]: {
+            ansible_host: opts.host.address,
+            ansible_port: opts.host.port,
+            ansible_user: opts.host.user,
+            ansible_ssh_private_key_file: keyFile,
+            ansible_ssh_common_args: sshCommonArgs(knownHosts),
+          },
+        },
+      },
+    };
+    await writeFile(inventory, JSON.stringify(inventoryDoc), { mode: 0o600 });
+
+    const env: Record<string, string> = {
+      PATH: process.env.PATH ?? '/usr/local/bin:/usr/bin:/bin',
+      HOME: tmp,
+      LANG: 'C.UTF-8',
+      LC_ALL: 'C.UTF-8',
+      ANSIBLE_CONFIG: path.join(dir, 'ansible.cfg'),
+      ANSIBLE_STDOUT_CALLBACK: 'ao_recap',
+      ANSIBLE_SSH_CONTROL_PATH_DIR: cpDir,
+      ANSIBLE_LOCAL_TEMP: localTmp,
+      ANSIBLE_HOME: path.join(tmp, 'home'),
+      ANSIBLE_NOCOLOR: '1',
+      ANSIBLE_DEPRECATION_WARNINGS: 'False',
+      ANSIBLE_RETRY_FILES_ENABLED: 'False',
+      PYTHONDONTWRITEBYTECODE: '1',
+    };
+    const argv = ['-i', inventory, '-e', `@${varsFile}`, playbook];
+    const bin = process.env.ANSIBLE_PLAYBOOK_PATH?.trim() || 'ansible-playbook';
+    opts.log?.info('ansible-playbook starting', { host: opts.host.name, address: opts.host.address, port: opts.host.port });
+
+    const child = execa(bin, argv, {
+      cwd: dir,
+      env,
+      extendEnv: false,
+      // Own process group, so cancellation can take ansible's ssh children down with it.
+      detached: true,
+      reject: false,
+      stdin: 'ignore',
+      all: false,
+      maxBuffer: 16 * 1024 * 1024,
+    });
+    if (child.pid !== undefined) opts.onSpawn?.(child.pid);
+
+    let timedOut = false;
+    let cancelled = false;
+    const killGroup = (sig: NodeJS.Signals) => {
+      if (child.pid === undefined) return;
+      try {
+        process.kill(-child.pid, sig);
+      } catch {
+        // already gone
+      }
+    };
+    let escalation: NodeJS.Timeout | undefined;
+    const stop = (why: 'timeout' | 'cancel') => {
+      if (why === 'timeout') timedOut = true;
+      else cancelled = true;
+      killGroup('SIGTERM');
+      escalation ??= setTimeout(() => killGroup('SIGKILL'), 5_000);
+    };
+    const timer = setTimeout(() => stop('timeout'), opts.timeoutMs ?? 15 * 60_000);
+    // Heartbeats keep the activity alive and are how cancellation reaches us.
+    const beat = ctx
+      ? setInterval(() => ctx.heartbeat({ step: 'ansible-playbook', elapsedMs: Date.now() - started }), opts.heartbeatIntervalMs ?? 5_000)
+      : undefined;
+    const onAbort = () => stop('cancel');
+    opts.signal?.addEventListener('abort', onAbort);
+    ctx?.cancellationSignal.addEventListener('abort', onAbort);
+    try {
+      const res = await child;
+      return {
+        exitCode: typeof res.exitCode === 'number' ? res.exitCode : null,
+        recap: parseRecap(res.stdout ?? ''),
+        stderrTail: stderrTail(res.stderr ?? '', secrets),
+        timedOut,
+        cancelled,
+        durationMs: Date.now() - started,
+      };
+    } finally {
+      clearTimeout(timer);
+      if (escalation) clearTimeout(escalation);
+      if (beat) clearInterval(beat);
+      opts.signal?.removeEventListener('abort', onAbort);
+      ctx?.cancellationSignal.removeEventListener('abort', onAbort);
+      // Whatever is left of the group (a hung ssh) goes too, and is gone before we return.
+      killGroup('SIGKILL');
+      if (child.pid !== undefined) await groupGone(child.pid, 5_000);
+      await closeControlMasters(cpDir);
+    }
+  } finally {
+    await rm(tmp, { recursive: true, force: true });
+  }
+}

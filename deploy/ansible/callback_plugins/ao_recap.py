@@ -1,0 +1,87 @@
+# -*- coding: utf-8 -*-
+# A stdout callback for machine consumers: prints nothing while the play runs and one JSON document at
+# the end: the recap per host, the first failure per host (task name + a short message) and the custom
+# stats the role publishes (set_stats). Unlike the json callback it never echoes module arguments or full
+# results, so what the controller reads back is small and free of task output.
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+name: ao_recap
+type: stdout
+short_description: one compact JSON recap for agent-onboarding
+description:
+  - Prints a single JSON object after the run with per-host counts, failures and custom stats.
+"""
+
+import json
+
+from ansible.plugins.callback import CallbackBase
+
+MAX_MSG = 400
+
+
+def _short(text):
+    text = " ".join(str(text).split())
+    return text if len(text) <= MAX_MSG else text[: MAX_MSG - 1] + "\u2026"
+
+
+def _message(result):
+    res = result._result or {}
+    if res.get("censored"):
+        return "output hidden (no_log)"
+    for key in ("msg", "stderr", "reason", "module_stderr", "stdout"):
+        value = res.get(key)
+        if value:
+            if isinstance(value, list):
+                value = " ".join(str(v) for v in value)
+            return _short(value)
+    return "failed"
+
+
+class CallbackModule(CallbackBase):
+    CALLBACK_VERSION = 2.0
+    CALLBACK_TYPE = "stdout"
+    CALLBACK_NAME = "ao_recap"
+
+    def __init__(self):
+        super(CallbackModule, self).__init__()
+        self._failures = {}
+
+    def _record(self, result, kind):
+        host = result._host.get_name()
+        # The first failure is the cause; later ones (handlers, rescue) are consequences.
+        if host not in self._failures:
+            self._failures[host] = {
+                "kind": kind,
+                "task": result._task.get_name(),
+                "message": _message(result),
+            }
+
+    def v2_runner_on_failed(self, result, ignore_errors=False):
+        if not ignore_errors:
+            self._record(result, "failed")
+
+    def v2_runner_on_unreachable(self, result):
+        self._record(result, "unreachable")
+
+    def v2_runner_item_on_failed(self, result):
+        self._record(result, "failed")
+
+    def v2_playbook_on_stats(self, stats):
+        hosts = {}
+        for host in sorted(stats.processed.keys()):
+            s = stats.summarize(host)
+            hosts[host] = {
+                "ok": s["ok"],
+                "changed": s["changed"],
+                "failed": s["failures"],
+                "unreachable": s["unreachable"],
+                "skipped": s["skipped"],
+                "rescued": s["rescued"],
+                "ignored": s["ignored"],
+            }
+        custom = {k: v for k, v in (stats.custom or {}).items() if k != "_run"}
+        doc = {"ao_recap": 1, "hosts": hosts, "failures": self._failures, "custom": custom}
+        self._display.display(json.dumps(doc, sort_keys=True, default=str), screen_only=True)
