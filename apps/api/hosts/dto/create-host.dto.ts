@@ -1,0 +1,85 @@
+import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
+import { Transform, Type } from 'class-transformer';
+import { IsIn, IsInt, IsIP, IsObject, IsOptional, IsString, IsUrl, Matches, Max, MaxLength, Min, ValidateNested } from 'class-validator';
+import { Check, FINGERPRINT_PATTERN, HOST_ID_PATTERN, IsHostAddress, IsLabelMap, LABEL_KEY_PATTERN, LABEL_VALUE_PATTERN, MAX_LABELS, OnlyWhen } from '../../common/validators';
+import { BastionDto } from './bastion.dto';
+import { SshLoginDto } from './ssh-login.dto';
+
+export const DATA_PATHS = ['direct', 'tunnel', 'proxy'] as const;
+export type DataPathKind = (typeof DATA_PATHS)[number];
+export const AGENT_MODES = ['artifact', 'repo'] as const;
+
+export class CreateHostDto extends SshLoginDto {
+  @ApiPropertyOptional({ description: 'Defaults to one derived from address and port.', pattern: HOST_ID_PATTERN.source, example: 'web-1' })
+  @IsOptional()
+  @IsString()
+  @Matches(HOST_ID_PATTERN, { message: 'hostId must match $constraint1' })
+  hostId?: string;
+
+  @ApiProperty({ description: 'IPv4, IPv6 or DNS name of the host as the controller (or bastion) reaches it', maxLength: 253, example: '10.213.1.5' })
+  @IsString()
+  @MaxLength(253)
+  @IsHostAddress()
+  address!: string;
+
+  @ApiPropertyOptional({ minimum: 1, maximum: 65535, default: 22 })
+  @IsOptional()
+  @IsInt()
+  @Min(1)
+  @Max(65535)
+  port: number = 22;
+
+  @ApiPropertyOptional({ type: () => BastionDto, description: 'Jump host for the control path; the proxy host for dataPath "proxy".' })
+  @IsOptional()
+  @IsObject()
+  @ValidateNested()
+  @Type(() => BastionDto)
+  bastion?: BastionDto;
+
+  @ApiPropertyOptional({ description: 'Pin the host key up front instead of trusting the first contact.', pattern: FINGERPRINT_PATTERN.source })
+  @IsOptional()
+  @IsString()
+  @Matches(FINGERPRINT_PATTERN, { message: 'expectedHostKeySha256 must look like SHA256:<43 base64 characters>' })
+  expectedHostKeySha256?: string;
+
+  @ApiPropertyOptional({
+    enum: DATA_PATHS,
+    default: 'tunnel',
+    description: 'direct: the host writes to InfluxDB itself; tunnel: a remote forward on the host; proxy: a forward on the bastion.',
+  })
+  @IsOptional()
+  @IsIn(DATA_PATHS)
+  @Check('proxyNeedsBastion', (v, o) => v !== 'proxy' || (o.bastion !== undefined && o.bastion !== null), 'proxy requires a bastion (the proxy host)')
+  dataPath: DataPathKind = 'tunnel';
+
+  @ApiPropertyOptional({ description: 'For dataPath "direct": the InfluxDB URL as the host sees it (default: the configured INFLUX_URL).', maxLength: 2048 })
+  @IsOptional()
+  @IsString()
+  @MaxLength(2048)
+  @IsUrl({ protocols: ['http', 'https'], require_protocol: true, require_tld: false, disallow_auth: true })
+  @OnlyWhen((o) => (o.dataPath ?? 'tunnel') === 'direct', 'is only valid with dataPath "direct"')
+  influxUrl?: string;
+
+  @ApiPropertyOptional({ description: 'For dataPath "proxy": the address the forward binds on the proxy host (default 0.0.0.0).' })
+  @IsOptional()
+  @IsIP()
+  @OnlyWhen((o) => o.dataPath === 'proxy', 'is only valid with dataPath "proxy"')
+  proxyBindAddress?: string;
+
+  @ApiPropertyOptional({ enum: AGENT_MODES, default: 'artifact' })
+  @IsOptional()
+  @IsIn(AGENT_MODES)
+  agentMode: (typeof AGENT_MODES)[number] = 'artifact';
+
+  @ApiPropertyOptional({
+    description: `Up to ${MAX_LABELS} labels; keys ${LABEL_KEY_PATTERN.source}, values ${LABEL_VALUE_PATTERN.source}`,
+    type: 'object',
+    additionalProperties: { type: 'string' },
+    example: { env: 'prod' },
+  })
+  @IsOptional()
+  // The raw object: class-transformer would copy keys like "__proto__" into a prototype instead of checking them.
+  @Transform(({ obj }) => (obj as Record<string, unknown>).labels, { toClassOnly: true })
+  @IsLabelMap()
+  labels?: Record<string, string>;
+}

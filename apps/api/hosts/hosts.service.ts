@@ -1,0 +1,147 @@
+import { Injectable } from '@nestjs/common';
+import { WorkflowFailedError } from '@temporalio/client';
+import { ApplicationFailure } from '@temporalio/common';
+import { workflowIds, type OnboardingStatus } from '../../../workflows/contracts';
+import { approveHostKeyUpdate, onboardingStatusQuery, provideCredentialsUpdate } from '../../../workflows/messages';
+import { HostAddressKey, HostIdKey, OnboardingPhaseKey } from '../../../workflows/search-attributes';
+import { ErrorCode } from '../common/error-codes';
+import { TemporalGateway, workflowRef } from '../temporal/temporal.gateway';
+import { rethrowAsApiError } from '../temporal/temporal-errors';
+import { TunnelsService } from '../tunnels/tunnels.service';
+import type { CreateHostDto } from './dto/create-host.dto';
+import type { ProvideCredentialsDto } from './dto/credentials.dto';
+import type { HostAcceptedDto, HostDetailsDto, HostListDto } from './dto/host-responses.dto';
+import type { ListHostsQueryDto } from './dto/list-hosts.query';
+import { toOnboardHostInput, toSshCredential } from './onboard-input.mapper';
+
+export const ONBOARDING_WORKFLOW_TYPE = 'onboardHost';
+
+type StatusFields = Omit<Partial<OnboardingStatus>, 'hostId'>;
+
+@Injectable()
+export class HostsService {
+  constructor(
+    private readonly temporal: TemporalGateway,
+    private readonly tunnels: TunnelsService,
+  ) {}
+
+  /** Starts (or joins) `onboard/<hostId>`: the same host posted twice is one onboarding. */
+  async create(dto: CreateHostDto): Promise<HostAcceptedDto> {
+    const { client, config } = this.temporal;
+    const input = toOnboardHostInput(dto, { keyring: config.keyring, defaultInfluxUrl: config.influx.url });
+    const workflowId = workflowIds.onboarding(input.hostId);
+    try {
+      const handle = await this.temporal.call(() =>
+        client.workflow.start(ONBOARDING_WORKFLOW_TYPE, {
+          args: [input],
+          workflowId,
+          taskQueue: config.temporal.onboardingTaskQueue,
+          workflowIdConflictPolicy: 'USE_EXISTING',
+          typedSearchAttributes: [
+            { key: HostIdKey, value: input.hostId },
+            { key: HostAddressKey, value: input.target.address },
+            { key: OnboardingPhaseKey, value: 'probing' },
+          ],
+        }),
+      );
+      return { id: input.hostId, workflowId, runId: handle.firstExecutionRunId, statusUrl: statusUrl(input.hostId) };
+    } catch (err) {
+      rethrowAsApiError(err, ErrorCode.HostNotFound);
+    }
+  }
+
+  async list(query: ListHostsQueryDto): Promise<HostListDto> {
+    // `phase` is one of ONBOARDING_PHASES (validated), so it is safe inside the visibility query.
+    const filter = query.phase ? ` AND OnboardingPhase='${query.phase}'` : '';
+    const page = await this.temporal
+      .list(`WorkflowType='${ONBOARDING_WORKFLOW_TYPE}'${filter}`, query.pageSize, query.pageToken)
+      .catch((e) => rethrowAsApiError(e, ErrorCode.HostNotFound));
+    return {
+      items: page.executions.map((info) => {
+        const sa = info.typedSearchAttributes;
+        return {
+          id: sa.get(HostIdKey) ?? info.workflowId.replace(/^onboard\//, ''),
+          address: sa.get(HostAddressKey),
+          phase: sa.get(OnboardingPhaseKey),
+          ...workflowRef(info),
+        };
+      }),
+      nextPageToken: page.nextPageToken,
+    };
+  }
+
+  /**
+   * Live status from the workflow's query while it runs; for a closed run its result (or failure).
+   * With no worker answering, what visibility knows (phase, address) is returned with source "visibility".
+   */
+  async get(id: string): Promise<HostDetailsDto> {
+    const handle = this.temporal.client.workflow.getHandle(workflowIds.onboarding(id));
+    const desc = await this.temporal.describe(handle, ErrorCode.HostNotFound);
+    const sa = desc.typedSearchAttributes;
+    let source: HostDetailsDto['source'] = 'visibility';
+    let status: StatusFields = {};
+
+    if (desc.status.name === 'RUNNING') {
+      const live = await this.temporal.queryIfAnswered(handle, onboardingStatusQuery, ErrorCode.HostNotFound);
+      if (live) {
+        status = live;
+        source = 'query';
+      }
+    } else {
+      ({ status, source } = await this.closedRunStatus(handle, desc.status.name));
+    }
+
+    const [activities, tunnel] = await Promise.all([
+      this.temporal.pendingActivities(desc),
+      status.tunnelId ? this.tunnels.brief(status.tunnelId) : Promise.resolve(undefined),
+    ]);
+    const { steps, phase, address, ...rest } = status;
+    return {
+      id,
+      ...workflowRef(desc),
+      source,
+      phase: phase ?? sa.get(OnboardingPhaseKey),
+      address: address ?? sa.get(HostAddressKey),
+      steps: steps ?? [],
+      ...rest,
+      ...(tunnel ? { tunnel } : {}),
+      activities,
+    };
+  }
+
+  async provideCredentials(id: string, dto: ProvideCredentialsDto): Promise<{ accepted: true }> {
+    const credential = toSshCredential(dto, this.temporal.config.keyring);
+    const handle = this.temporal.client.workflow.getHandle(workflowIds.onboarding(id));
+    return this.temporal.update(handle, provideCredentialsUpdate, [credential], ErrorCode.HostNotFound);
+  }
+
+  async approveHostKey(id: string, hostKeySha256: string): Promise<{ accepted: true }> {
+    const handle = this.temporal.client.workflow.getHandle(workflowIds.onboarding(id));
+    return this.temporal.update(handle, approveHostKeyUpdate, [{ hostKeySha256 }], ErrorCode.HostNotFound);
+  }
+
+  private async closedRunStatus(
+    handle: ReturnType<TemporalGateway['client']['workflow']['getHandle']>,
+    statusName: string,
+  ): Promise<{ status: StatusFields; source: HostDetailsDto['source'] }> {
+    try {
+      const result = await this.temporal.call(() => handle.result());
+      return isStatusLike(result) ? { status: result, source: 'result' } : { status: {}, source: 'visibility' };
+    } catch (err) {
+      if (err instanceof WorkflowFailedError) {
+        const cause = err.cause;
+        const type = cause instanceof ApplicationFailure && cause.type ? cause.type : (cause?.name ?? statusName);
+        return { status: { phase: 'failed', lastError: { type, message: cause?.message ?? err.message } }, source: 'result' };
+      }
+      rethrowAsApiError(err, ErrorCode.HostNotFound);
+    }
+  }
+}
+
+export function statusUrl(hostId: string): string {
+  return `/v1/hosts/${encodeURIComponent(hostId)}`;
+}
+
+function isStatusLike(v: unknown): v is StatusFields {
+  return typeof v === 'object' && v !== null && !Array.isArray(v) && typeof (v as { phase?: unknown }).phase === 'string';
+}

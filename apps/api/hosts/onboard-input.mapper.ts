@@ -1,0 +1,72 @@
+import { createHash } from 'node:crypto';
+import type { OnboardHostInput, SshCredential, SshTarget } from '../../../workflows/contracts';
+import type { Keyring } from '../../../lib/keyring';
+import { sealSecret } from '../../../lib/sealed-secret';
+import { HOST_ID_PATTERN } from '../common/validators';
+import type { BastionDto } from './dto/bastion.dto';
+import type { CreateHostDto } from './dto/create-host.dto';
+import type { SshLoginDto } from './dto/ssh-login.dto';
+
+export interface MappingContext {
+  keyring: Keyring;
+  /** InfluxDB URL for dataPath "direct" when the request names none (config.influx.url). */
+  defaultInfluxUrl: string;
+}
+
+/** Where a proxy forward listens when the request does not say: every interface of the proxy host. */
+export const DEFAULT_PROXY_BIND_ADDRESS = '0.0.0.0';
+
+/**
+ * A stable id for `address:port`, so posting the same host twice is one onboarding:
+ * `10.213.1.5` port 22 → `10.213.1.5-22`; names too long or too odd for the id alphabet get a hash suffix.
+ */
+export function deriveHostId(address: string, port: number): string {
+  const readable = address.toLowerCase().replace(/[^a-z0-9.]+/g, '-').replace(/^[^a-z0-9]+|[^a-z0-9]+$/g, '');
+  const id = `${readable}-${port}`;
+  if (readable && HOST_ID_PATTERN.test(id)) return id;
+  const hash = createHash('sha256').update(`${address.toLowerCase()}:${port}`).digest('hex').slice(0, 12);
+  const prefix = readable.slice(0, 63 - hash.length - 1).replace(/[^a-z0-9]+$/, '');
+  return prefix ? `${prefix}-${hash}` : `h-${hash}`;
+}
+
+/** Seals every secret right away: from here on only SealedSecret values exist. */
+export function toSshCredential(login: SshLoginDto, keyring: Keyring): SshCredential {
+  const credential: SshCredential = { username: login.username };
+  if (login.password != null) credential.password = sealSecret(keyring, login.password);
+  if (login.privateKey != null) credential.privateKey = sealSecret(keyring, login.privateKey);
+  if (login.passphrase != null) credential.passphrase = sealSecret(keyring, login.passphrase);
+  return credential;
+}
+
+function toBastionTarget(bastion: BastionDto, keyring: Keyring): SshTarget {
+  const target: SshTarget = { address: bastion.address, port: bastion.port ?? 22, credential: toSshCredential(bastion, keyring) };
+  if (bastion.hostKeySha256) target.hostKeySha256 = bastion.hostKeySha256;
+  return target;
+}
+
+export function toOnboardHostInput(dto: CreateHostDto, ctx: MappingContext): OnboardHostInput {
+  const port = dto.port ?? 22;
+  const hostId = dto.hostId ?? deriveHostId(dto.address, port);
+  const via = dto.bastion ? toBastionTarget(dto.bastion, ctx.keyring) : undefined;
+  const target: SshTarget = { address: dto.address, port, credential: toSshCredential(dto, ctx.keyring) };
+  if (dto.expectedHostKeySha256) target.hostKeySha256 = dto.expectedHostKeySha256;
+  if (via) target.via = via;
+
+  let dataPath: OnboardHostInput['dataPath'];
+  switch (dto.dataPath ?? 'tunnel') {
+    case 'direct':
+      dataPath = { kind: 'direct', influxUrl: dto.influxUrl ?? ctx.defaultInfluxUrl };
+      break;
+    case 'proxy':
+      // Validation guarantees a bastion here; it is both the jump host and the proxy.
+      if (!via) throw new Error('dataPath "proxy" needs a bastion');
+      dataPath = { kind: 'proxy', proxy: via, bindAddress: dto.proxyBindAddress ?? DEFAULT_PROXY_BIND_ADDRESS };
+      break;
+    default:
+      dataPath = { kind: 'tunnel' };
+  }
+
+  const input: OnboardHostInput = { hostId, target, dataPath, agent: { mode: dto.agentMode ?? 'artifact' } };
+  if (dto.labels && Object.keys(dto.labels).length > 0) input.labels = { ...dto.labels };
+  return input;
+}

@@ -1,0 +1,149 @@
+import { Context } from '@temporalio/activity';
+import type { Client } from '@temporalio/client';
+import { ApplicationFailure } from '@temporalio/common';
+import { MockActivityEnvironment } from '@temporalio/testing';
+import { bundleWorkflowCode, NativeConnection, Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import { ensureTunnel } from '../../activities/tunnel/ensure-tunnel';
+import { Keyring } from '../../lib/keyring';
+import { createLogger } from '../../lib/logging';
+import { sealSecret } from '../../lib/sealed-secret';
+import { dataConverterFor } from '../../lib/temporal';
+import { workflowIds, type TunnelSpec, type TunnelStats } from '../../workflows/contracts';
+import { stopTunnelUpdate } from '../../workflows/messages';
+import { TunnelIdKey } from '../../workflows/search-attributes';
+import { testClient, testStack, uniqueName } from '../support/stack';
+
+// ensureTunnel against a real dev server: it starts (or reuses) the keeper and waits for its heartbeat to say
+// connected. The keeper's activity is a fake here; the real one is covered in tunnel.test.ts.
+
+const keyring = Keyring.forTests('tunnel-ensure');
+const log = createLogger('test-tunnel-ensure');
+let bundle: WorkflowBundleWithSourceMap;
+let client: Client;
+let connection: NativeConnection;
+
+beforeAll(async () => {
+  bundle = await bundleWorkflowCode({
+    workflowsPath: require.resolve('../../workflows'),
+    failureConverterPath: require.resolve('../../lib/failure-converter'),
+    logger: { log() {}, trace() {}, debug() {}, info() {}, warn() {}, error: (m) => console.error(m) },
+  });
+  client = await testClient(keyring);
+  connection = await NativeConnection.connect({ address: testStack().temporalAddress });
+});
+
+afterAll(async () => {
+  await connection?.close();
+  await client?.connection.close();
+});
+
+function specFor(tunnelId: string): TunnelSpec {
+  return {
+    tunnelId,
+    ssh: { address: '10.213.250.2', port: 22, credential: { username: 'cloudroot', password: sealSecret(keyring, 'unused') } },
+    bind: { address: '127.0.0.1', port: 18086 },
+    target: { host: '127.0.0.1', port: 8086 },
+    timing: { heartbeatMs: 200, maxBackoffMs: 300 },
+  };
+}
+
+type Hold = (spec: TunnelSpec, opts?: { leaseMs?: number }) => Promise<TunnelStats>;
+
+/** Heartbeats connected stats like the real activity, until cancelled. */
+const holdsConnected = (calls: string[]): Hold => async (spec) => {
+  const ctx = Context.current();
+  calls.push(ctx.info.workflowExecution?.runId ?? '');
+  const stats: TunnelStats = {
+    connected: true,
+    boundPort: spec.bind.port,
+    openConnections: 0,
+    totalConnections: 0,
+    bytesIn: 0,
+    bytesOut: 0,
+    connectedSinceMs: Date.now(),
+    reconnects: ctx.info.attempt - 1,
+  };
+  ctx.heartbeat(stats);
+  const timer = setInterval(() => ctx.heartbeat(stats), 200);
+  try {
+    await ctx.sleep(60_000);
+    return stats;
+  } finally {
+    clearInterval(timer);
+  }
+};
+
+async function withTunnelWorker<T>(hold: Hold, fn: (taskQueue: string) => Promise<T>): Promise<T> {
+  const taskQueue = uniqueName('tunnels');
+  const worker = await Worker.create({
+    connection,
+    taskQueue,
+    workflowBundle: bundle,
+    activities: { holdReverseForward: hold },
+    dataConverter: dataConverterFor(keyring),
+    maxHeartbeatThrottleInterval: '200ms',
+    shutdownGraceTime: '2s',
+  });
+  return worker.runUntil(fn(taskQueue));
+}
+
+function runEnsure(taskQueue: string, spec: TunnelSpec, connectDeadlineMs: number): Promise<TunnelStats> {
+  const env = new MockActivityEnvironment();
+  const activity = ensureTunnel({ temporal: { client, tunnelTaskQueue: taskQueue }, log });
+  return env.run(activity, spec, { connectDeadlineMs, pollMs: 100 }) as Promise<TunnelStats>;
+}
+
+async function stop(tunnelId: string) {
+  const handle = client.workflow.getHandle(workflowIds.tunnel(tunnelId));
+  await handle.executeUpdate(stopTunnelUpdate);
+  await handle.result();
+}
+
+test('starts the keeper once, waits for connected, and reuses the running keeper', async () => {
+  const calls: string[] = [];
+  await withTunnelWorker(holdsConnected(calls), async (taskQueue) => {
+    const tunnelId = uniqueName('ensure');
+    const stats = await runEnsure(taskQueue, specFor(tunnelId), 20_000);
+    expect(stats).toMatchObject({ connected: true, boundPort: 18086, reconnects: 0 });
+
+    // A second onboarding behind the same proxy: same keeper, same run, no second forward.
+    const again = await runEnsure(taskQueue, specFor(tunnelId), 20_000);
+    expect(again.connected).toBe(true);
+    expect(calls).toHaveLength(1);
+    const d = await client.workflow.getHandle(workflowIds.tunnel(tunnelId)).describe();
+    expect(d.runId).toBe(calls[0]);
+    expect(d.typedSearchAttributes.get(TunnelIdKey)).toBe(tunnelId);
+    await stop(tunnelId);
+  });
+});
+
+test('gives up at the deadline with the keeper\'s last failure', async () => {
+  const failing: Hold = async () => {
+    throw ApplicationFailure.retryable('remote port forwarding failed for 127.0.0.1:18086 (fake)', 'TunnelFailed');
+  };
+  await withTunnelWorker(failing, async (taskQueue) => {
+    const tunnelId = uniqueName('deadline');
+    const err = await runEnsure(taskQueue, specFor(tunnelId), 2_000).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ApplicationFailure);
+    const f = err as ApplicationFailure;
+    expect(f.type).toBe('TunnelFailed');
+    expect(f.nonRetryable).toBe(true);
+    expect(f.message).toMatch(/not connected within 2000 ms \(state reconnecting, attempt \d+\): .*remote port forwarding failed/);
+    // The keeper keeps trying after ensureTunnel gave up: the tunnel heals when the host does.
+    expect((await client.workflow.getHandle(workflowIds.tunnel(tunnelId)).describe()).status.name).toBe('RUNNING');
+    await stop(tunnelId);
+  });
+});
+
+test('fails at once when the keeper ended with a non-retryable failure', async () => {
+  const authFails: Hold = async () => {
+    throw ApplicationFailure.nonRetryable('authentication failed on 10.213.250.2:22: fake', 'AuthFailed');
+  };
+  await withTunnelWorker(authFails, async (taskQueue) => {
+    const tunnelId = uniqueName('authfail');
+    const err = await runEnsure(taskQueue, specFor(tunnelId), 60_000).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ApplicationFailure);
+    // Not the deadline's "not connected within": it saw the keeper end and said why.
+    expect((err as ApplicationFailure).message).toMatch(/keeper is not running: authentication failed/);
+  });
+});

@@ -1,0 +1,143 @@
+import {
+  ActivityCancellationType,
+  allHandlersFinished,
+  CancellationScope,
+  condition,
+  continueAsNew,
+  isCancellation,
+  proxyActivities,
+  setHandler,
+  upsertSearchAttributes,
+  workflowInfo,
+} from '@temporalio/workflow';
+import type { TunnelActivities } from '../activities/tunnel';
+import type { TunnelSpec, TunnelStatus } from './contracts';
+import { restartTunnelUpdate, stopTunnelUpdate, tunnelStatusQuery } from './messages';
+import { TunnelIdKey } from './search-attributes';
+
+/**
+ * `tunnel/<tunnelId>`: keeps one SSH remote forward alive for as long as it is wanted.
+ * The activity holds the forward for a lease and throws on any failure; its retry policy (forever, capped
+ * backoff) is the reconnect loop and adds no history events. The workflow only loops on leases, handles
+ * stop/restart, and continues-as-new so its history stays short.
+ */
+
+export interface TunnelKeeperState {
+  /** Leases completed over all runs (carried through continue-as-new). */
+  leases: number;
+}
+
+export interface TunnelKeeperOptions {
+  /** How long one activity holds the forward before handing over to the next; default 1 h. */
+  leaseMs?: number;
+  /** Continue-as-new after this many leases in one run (also when the server suggests it); default 24. */
+  leasesPerRun?: number;
+}
+
+export const KEEPER_DEFAULTS = {
+  leaseMs: 60 * 60_000,
+  leasesPerRun: 24,
+  /** Slack over the lease for connect + clean shutdown before startToClose kills the attempt. */
+  leaseMarginMs: 60_000,
+  heartbeatTimeoutMs: 10_000,
+  maxBackoffMs: 2_000,
+} as const;
+
+/** What the status query returns: TunnelStatus plus the lease count (the API may show it). */
+export type KeeperStatus = TunnelStatus & { leases: number };
+
+export async function tunnelKeeper(
+  spec: TunnelSpec,
+  state: TunnelKeeperState = { leases: 0 },
+  options: TunnelKeeperOptions = {},
+): Promise<void> {
+  const leaseMs = options.leaseMs ?? KEEPER_DEFAULTS.leaseMs;
+  const leasesPerRun = options.leasesPerRun ?? KEEPER_DEFAULTS.leasesPerRun;
+  const heartbeatMs = spec.timing?.heartbeatMs;
+
+  const { holdReverseForward } = proxyActivities<TunnelActivities>({
+    startToCloseTimeout: leaseMs + KEEPER_DEFAULTS.leaseMarginMs,
+    // A dead worker is noticed after this and the forward moves to another worker.
+    heartbeatTimeout: heartbeatMs ? 3 * heartbeatMs : KEEPER_DEFAULTS.heartbeatTimeoutMs,
+    // Stop/restart return only once the activity has unforwarded and closed its session.
+    cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+    retry: {
+      initialInterval: '200ms',
+      backoffCoefficient: 2,
+      maximumInterval: spec.timing?.maxBackoffMs ?? KEEPER_DEFAULTS.maxBackoffMs,
+      // maximumAttempts unset = forever: a tunnel keeps trying until stopped (the SDK rejects 0).
+    },
+    summary: `forward ${spec.bind.address}:${spec.bind.port} on ${spec.ssh.address} to ${spec.target.host}:${spec.target.port}`,
+  });
+
+  if (workflowInfo().typedSearchAttributes.get(TunnelIdKey) !== spec.tunnelId) {
+    upsertSearchAttributes([{ key: TunnelIdKey, value: spec.tunnelId }]);
+  }
+
+  let leases = state.leases;
+  let leasesThisRun = 0;
+  let holds = 0; // activities started in this run
+  let current: CancellationScope | undefined;
+  let stopRequested = false;
+  let restartPending = false;
+  let closing = false; // the run is ending (stop, continue-as-new, failure): no further hold will start
+
+  setHandler(tunnelStatusQuery, (): KeeperStatus => ({
+    tunnelId: spec.tunnelId,
+    state: stopRequested ? 'stopped' : restartPending ? 'reconnecting' : 'connecting',
+    leases,
+  }));
+
+  setHandler(stopTunnelUpdate, async () => {
+    stopRequested = true;
+    current?.cancel();
+    await condition(() => current === undefined);
+    return { stopped: true as const };
+  });
+
+  setHandler(
+    restartTunnelUpdate,
+    async () => {
+      const seen = holds;
+      restartPending = true;
+      current?.cancel();
+      // Done when a fresh hold has started (or the run ends and the next run starts fresh anyway).
+      await condition(() => holds > seen || closing);
+      return { restarted: true as const };
+    },
+    {
+      validator: () => {
+        if (stopRequested) throw new Error(`tunnel ${spec.tunnelId} is stopping`);
+      },
+    },
+  );
+
+  try {
+    while (!stopRequested) {
+      if (leasesThisRun >= leasesPerRun || workflowInfo().continueAsNewSuggested) break;
+      const scope = new CancellationScope();
+      current = scope;
+      holds++;
+      restartPending = false;
+      try {
+        await scope.run(() => holdReverseForward(spec, { leaseMs }));
+        leases++;
+        leasesThisRun++;
+      } catch (err) {
+        // Our own stop/restart cancellations are expected; anything else (a non-retryable failure such as
+        // AuthFailed or HostKeyMismatch, or the workflow itself being cancelled) ends the keeper.
+        const ours = isCancellation(err) && (stopRequested || restartPending) && !CancellationScope.current().consideredCancelled;
+        if (!ours) throw err;
+      } finally {
+        current = undefined;
+      }
+    }
+  } finally {
+    closing = true;
+    // Let stop/restart callers get their answer before the run ends, even when the workflow was cancelled.
+    await CancellationScope.nonCancellable(() => condition(allHandlersFinished));
+  }
+
+  if (stopRequested) return;
+  await continueAsNew<typeof tunnelKeeper>(spec, { leases }, options);
+}
