@@ -95,3 +95,10 @@ export function loadConfig(env: Env = process.env): AppConfig {
     telegrafArtifact: env.TELEGRAF_PATH?.trim() || undefined,
   };
 }
+
+/** host:port of an InfluxDB URL (what the tunnel keeper connects forwarded streams to). */
+export function influxHostPort(url: string): { host: string; port: number } {
+  const u = new URL(url);
+  const port = u.port ? Number(u.port) : u.protocol === 'https:' ? 443 : 80;
+  return { host: u.hostname.replace(/^\[|\]$/g, ''), port };
+}

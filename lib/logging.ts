@@ -24,7 +24,8 @@ export function createLogger(component: string, base: Record<string, unknown> = 
   const min = ORDER[(process.env.AO_LOG_LEVEL as LogLevel) ?? 'info'] ?? ORDER.info;
   const emit = (level: LogLevel, msg: string, fields?: Record<string, unknown>) => {
     if (ORDER[level] < min) return;
-    const line = JSON.stringify({ ts: new Date().toISOString(), level, component, msg, ...redact({ ...base, ...fields }) });
+    // Fields never overwrite the envelope (a field named `level` once did).
+    const line = JSON.stringify({ ...redact({ ...base, ...fields }), ts: new Date().toISOString(), level, component, msg });
     (level === 'error' || level === 'warn' ? process.stderr : process.stdout).write(line + '\n');
   };
   return {

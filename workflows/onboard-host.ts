@@ -30,6 +30,8 @@ type Activities = ReturnType<typeof createActivities>;
 
 /** Port the forward listens on, on the host (or the proxy) — Telegraf's output URL points at it. */
 export const TUNNEL_PORT = 18086;
+/** The agent's start time has 1 s precision and Telegraf rounds timestamps to the second. */
+const START_SLACK_MS = 1000;
 const FP_RE = /^SHA256:[A-Za-z0-9+/]{43}$/;
 
 // Failures an operator must act on are never retried by Temporal; the workflow waits for the operator instead.
@@ -50,7 +52,7 @@ const { createCloudroot } = proxyActivities<Activities>({
 });
 const { installAgent } = proxyActivities<Activities>({
   startToCloseTimeout: '20 minutes',
-  heartbeatTimeout: '1 minute',
+  heartbeatTimeout: '20 seconds',
   retry: { initialInterval: '5s', maximumAttempts: 3, nonRetryableErrorTypes: [...humanFailures, FailureType.AnsibleFailed] },
   summary: 'install agent: ansible-playbook, Telegraf role',
 });
@@ -229,7 +231,7 @@ export async function onboardHost(input: OnboardHostInput): Promise<OnboardingSt
     }
 
     status.verified = await step('verify', 'verifying', () =>
-      verifyMetrics({ hostId: input.hostId, sinceMs: agent.agentStartedAtMs, deadlineMs: timing.verifyDeadlineMs ?? 120_000 }),
+      verifyMetrics({ hostId: input.hostId, sinceMs: agent.agentStartedAtMs - START_SLACK_MS, deadlineMs: timing.verifyDeadlineMs ?? 120_000 }),
     );
     setPhase('healthy', `${status.verified.pointsSeen} points seen`);
     log.info('host onboarded', { hostId: input.hostId });

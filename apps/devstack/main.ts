@@ -3,7 +3,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import { Keyring } from '../../lib/keyring';
-import { clientDataConverterFor } from '../../lib/temporal';
+import { dataConverterFor } from '../../lib/temporal';
 import { repoRoot, ensureToolchain } from './toolchain';
 import { startInfluxd, startTemporalDevServer } from './services';
 import { startProcess, waitFor, type ManagedProcess } from './processes';
@@ -123,7 +123,7 @@ async function main(): Promise<void> {
     // Smoke: a workflow that needs the worker's workflow and activity sides to answer.
     const keyring = Keyring.parse(env.AO_MASTER_KEYS!);
     const connection = await Connection.connect({ address: temporal.address });
-    const client = new Client({ connection, dataConverter: clientDataConverterFor(keyring) });
+    const client = new Client({ connection, dataConverter: dataConverterFor(keyring) });
     const smoke = await client.workflow.execute('smokeTest', {
       taskQueue: process.env.AO_ONBOARDING_TASK_QUEUE ?? 'onboarding',
       workflowId: `smoke/${Date.now()}`,

@@ -2,7 +2,7 @@ import { NativeConnection, Worker, type WorkflowBundleWithSourceMap } from '@tem
 import { Client } from '@temporalio/client';
 import { createActivities, type ActivityDeps } from '../../activities';
 import type { AppConfig } from '../../lib/config';
-import { clientDataConverterFor, dataConverterFor } from '../../lib/temporal';
+import { dataConverterFor } from '../../lib/temporal';
 import { createLogger, type Logger } from '../../lib/logging';
 
 import { bundleWorkflows } from './bundle';
@@ -25,10 +25,12 @@ export async function createWorkers(opts: {
   deps?: Partial<ActivityDeps>;
   log?: Logger;
   identity?: string;
+  /** Tests only: observe or decorate the real activities (e.g. act on the fleet between two steps). */
+  wrapActivities?: (activities: ReturnType<typeof createActivities>) => Record<string, (...args: any[]) => Promise<unknown>>;
 }): Promise<WorkerSet> {
   const { config, connection } = opts;
   const log = opts.log ?? createLogger('worker');
-  const client = new Client({ connection, namespace: config.temporal.namespace, dataConverter: clientDataConverterFor(config.keyring) });
+  const client = new Client({ connection, namespace: config.temporal.namespace, dataConverter: dataConverterFor(config.keyring) });
   const deps: ActivityDeps = {
     keyring: config.keyring,
     influx: config.influx,
@@ -37,10 +39,11 @@ export async function createWorkers(opts: {
     log,
     ...opts.deps,
   };
-  const activities = createActivities(deps);
+  const real = createActivities(deps);
+  const activities = opts.wrapActivities ? opts.wrapActivities(real) : real;
   const workflowBundle = opts.bundle ?? (await bundleWorkflows());
   const dataConverter = dataConverterFor(config.keyring);
-  const common = { connection, namespace: config.temporal.namespace, workflowBundle, activities, dataConverter, identity: opts.identity };
+  const common = { connection, namespace: config.temporal.namespace, workflowBundle, activities, dataConverter, ...(opts.identity ? { identity: opts.identity } : {}) };
   const workers = await Promise.all([
     Worker.create({
       ...common,
@@ -53,6 +56,8 @@ export async function createWorkers(opts: {
       taskQueue: config.temporal.tunnelTaskQueue,
       // Each held forward is one long-running activity slot.
       maxConcurrentActivityTaskExecutions: 1000,
+      // "connected", stop and restart travel through heartbeats: do not let the SDK hold them back for seconds.
+      maxHeartbeatThrottleInterval: '1s',
       shutdownGraceTime: '5s',
     }),
   ]);

@@ -1,6 +1,6 @@
 import { Connection, Client } from '@temporalio/client';
 import { Keyring } from '../../lib/keyring';
-import { clientDataConverterFor } from '../../lib/temporal';
+import { dataConverterFor } from '../../lib/temporal';
 
 /** What globalSetup started, for tests. */
 export function testStack() {
@@ -21,7 +21,7 @@ export function testStack() {
 
 export async function testClient(keyring = Keyring.forTests()): Promise<Client> {
   const connection = await Connection.connect({ address: testStack().temporalAddress });
-  return new Client({ connection, dataConverter: clientDataConverterFor(keyring) });
+  return new Client({ connection, dataConverter: dataConverterFor(keyring) });
 }
 
 let counter = 0;
