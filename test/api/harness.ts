@@ -3,7 +3,7 @@ import type { INestApplication } from '@nestjs/common';
 import { Client, Connection } from '@temporalio/client';
 import type { AppConfig } from '../../lib/config';
 import { Keyring } from '../../lib/keyring';
-import { clientDataConverterFor } from '../../lib/temporal';
+import { dataConverterFor } from '../../lib/temporal';
 import { createApp, type CreateAppOptions } from '../../apps/api/create-app';
 
 export const OPERATOR_TOKEN = 'op-token-0123456789abcdef0123';
@@ -58,7 +58,7 @@ export async function startTestApp(
   const client = new Client({
     connection: Connection.lazy({ address }),
     namespace: config.temporal.namespace,
-    dataConverter: clientDataConverterFor(config.keyring),
+    dataConverter: dataConverterFor(config.keyring),
   });
   const app = await createApp({ logger: false, ...opts, config, client });
   return {
