@@ -8,7 +8,7 @@ import { startInfluxd, startTemporalDevServer, type InfluxServer, type TemporalD
 // One Temporal dev server and one InfluxDB for the whole run (the SDK's own test-server start has a fixed
 // 5 s limit that a loaded 2-core machine misses). Tests connect through the variables set here.
 declare global {
-  // eslint-disable-next-line no-var
+   
   var __aoStack: { temporal: TemporalDevServer; influx: InfluxServer; dir: string } | undefined;
 }
 

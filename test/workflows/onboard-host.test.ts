@@ -1,6 +1,6 @@
 import { NativeConnection, Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { ApplicationFailure } from '@temporalio/common';
-import { WorkflowFailedError, WorkflowUpdateFailedError, type Client } from '@temporalio/client';
+import { WorkflowFailedError, WorkflowUpdateFailedError, type Client, type WorkflowHandle } from '@temporalio/client';
 import { bundleWorkflows } from '../../apps/worker/bundle';
 import { Keyring } from '../../lib/keyring';
 import { dataConverterFor } from '../../lib/temporal';
@@ -71,7 +71,7 @@ function start(taskQueue: string, inp: OnboardHostInput) {
   });
 }
 
-const phaseOf = async (h: { query: Function }) => ((await h.query(onboardingStatusQuery)) as OnboardingStatus).phase;
+const phaseOf = async (h: WorkflowHandle) => (await h.query(onboardingStatusQuery)).phase;
 
 describe('onboardHost workflow (dev server, fake activities)', () => {
   it('walks the phases to healthy and records a step timeline (tunnel data path)', async () => {
