@@ -138,6 +138,14 @@ function netnsInode(name: string): string {
   return `net:[${fs.statSync(`/run/netns/${name}`).ino}]`;
 }
 
+function startTimeOf(pid: number): string | undefined {
+  try {
+    return fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ')[19];
+  } catch {
+    return undefined;
+  }
+}
+
 function processesInNetns(ns: string): number[] {
   return fs
     .readdirSync('/proc')
@@ -363,6 +371,10 @@ describeFleet('test fleet: teardown', () => {
       const p = await fleet.addHost({ name: 'p', topology: 'private', bastion: bas });
       const hosts = [d, r, bas, p];
       const inodes = hosts.map((h) => netnsInode(h.netns));
+      // Namespace inodes are recycled once freed (other fleets run in parallel): what must be gone are the
+      // processes that lived in our namespaces, identified by pid and start time.
+      const ourProcesses = inodes.flatMap((ino) => processesInNetns(ino)).map((pid) => ({ pid, start: startTimeOf(pid) }));
+      expect(ourProcesses.length).toBeGreaterThan(0);
       const rootLinks = (await linkNames()).filter((n) => /^aof\d+$/.test(n));
       const ours = [d, r, bas].map((h) => {
         const last = Number(h.gateway.split('.')[3]);
@@ -392,7 +404,7 @@ describeFleet('test fleet: teardown', () => {
       );
       expect(mountsMentioning(fleet.runDir)).toEqual([]);
       for (const h of hosts) expect(fs.existsSync(`/proc/${h.initPid}`)).toBe(false);
-      for (const ino of inodes) expect(processesInNetns(ino)).toEqual([]);
+      expect(ourProcesses.filter((p) => p.start !== undefined && startTimeOf(p.pid) === p.start)).toEqual([]);
       expect(fs.existsSync(fleet.runDir)).toBe(false);
       expect(await controllerProbe(relayUrl.hostname, Number(relayUrl.port), 1_000)).not.toBe('open');
       const leases = fs.existsSync(leaseDir()) ? fs.readdirSync(leaseDir()) : [];
