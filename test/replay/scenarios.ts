@@ -1,0 +1,355 @@
+import { Context } from '@temporalio/activity';
+import type { Client, WorkflowHandle } from '@temporalio/client';
+import { ApplicationFailure } from '@temporalio/common';
+import { Keyring } from '../../lib/keyring';
+import { sealSecret } from '../../lib/sealed-secret';
+import {
+  FailureType,
+  workflowIds,
+  type OnboardHostInput,
+  type OnboardingStatus,
+  type TunnelSpec,
+  type TunnelStats,
+} from '../../workflows/contracts';
+import { approveHostKeyUpdate, onboardingStatusQuery, provideCredentialsUpdate, restartTunnelUpdate, stopTunnelUpdate } from '../../workflows/messages';
+import { TunnelIdKey } from '../../workflows/search-attributes';
+import type { TunnelKeeperOptions, tunnelKeeper } from '../../workflows/tunnel-keeper';
+
+/**
+ * Scripted runs of the workflows against a real server with fake activities whose results are fixed.
+ * `scripts/record-histories.ts` records each one's history into `test/replay/histories/<name>.json`;
+ * `replay.test.ts` replays those files against the current workflow code.
+ *
+ * Fixtures are encrypted like production histories, with a fixed test keyring committed for them.
+ */
+export const FIXTURE_KEYRING_LABEL = 'replay-fixtures';
+export const fixtureKeyring = (): Keyring => Keyring.forTests(FIXTURE_KEYRING_LABEL);
+
+/** Plaintexts the scenarios seal: the recorder checks none of them is readable in a fixture, even decoded. */
+export const FIXTURE_SECRETS = ['replay-bootstrap-password', 'replay-jump-password', 'replay-second-password', 'replay-private-key'];
+
+export type CloseKind = 'completed' | 'failed' | 'continued-as-new';
+export type Fakes = Record<string, (...args: any[]) => Promise<unknown>>;
+
+/** A run to record: the first one goes to `<name>.json`, later ones (continue-as-new) to `<name>.run<N>.json`. */
+export interface RecordedRun {
+  runId: string;
+  closesWith: CloseKind;
+}
+
+export interface ScenarioRun {
+  activities: Fakes;
+  /** Starts the workflow, drives it (updates) and returns the runs to record once all of them have closed. */
+  drive(client: Client, taskQueue: string): Promise<RecordedRun[]>;
+}
+
+export interface Scenario {
+  name: string;
+  workflowType: 'onboardHost' | 'tunnelKeeper';
+  /** Fixed, so a fixture's workflow id is known at replay without storing it next to the history. */
+  workflowId: string;
+  about: string;
+  prepare(keyring: Keyring): ScenarioRun;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// small helpers
+
+/** Poll until `fn` is truthy; a scenario that hangs must fail with what it was waiting for. */
+async function until<T>(what: string, fn: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs = 30_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const v = await fn();
+      if (v) return v;
+    } catch (e) {
+      last = e;
+    }
+    if (Date.now() > deadline) throw new Error(`scenario: ${what} did not happen within ${timeoutMs} ms${last ? ` (${(last as Error).message})` : ''}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/** Waits until the execution chain has closed (result() follows continue-as-new); failing is an outcome too. */
+async function closed(handle: WorkflowHandle): Promise<void> {
+  await handle.result().catch(() => undefined);
+}
+
+/** The runs of a continue-as-new chain, from `firstRunId` on, read from each run's closing event. */
+async function runChain(client: Client, workflowId: string, firstRunId: string, count: number): Promise<string[]> {
+  const ids = [firstRunId];
+  while (ids.length < count) {
+    const history = await client.workflow.getHandle(workflowId, ids[ids.length - 1]).fetchHistory();
+    const last = history.events?.[history.events.length - 1];
+    const next = last?.workflowExecutionContinuedAsNewEventAttributes?.newExecutionRunId;
+    if (!next) throw new Error(`run ${ids[ids.length - 1]} of ${workflowId} did not continue as new`);
+    ids.push(next);
+  }
+  return ids;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// onboarding
+
+const KEY_A = 'SHA256:' + 'A'.repeat(43);
+const KEY_B = 'SHA256:' + 'B'.repeat(43);
+const KEY_BASTION = 'SHA256:' + 'C'.repeat(43);
+const FACTS = { hostname: 'replay-host', os: 'debian', osVersion: '12', arch: 'x86_64', initSystem: 'systemd', python3: '3.11.2', cpus: 2, memoryMiB: 2048, diskRootGiB: 20 } as const;
+
+function onboardingFakes(keyring: Keyring, overrides: Fakes = {}): Fakes {
+  return {
+    probeHost: async (i: { target: { via?: unknown } }) => ({ hostKeySha256: KEY_A, ...(i.target.via ? { viaHostKeySha256: KEY_BASTION } : {}), facts: FACTS }),
+    createCloudroot: async () => ({ username: 'cloudroot', publicKey: 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIreplay cloudroot', privateKey: sealSecret(keyring, 'replay-private-key') }),
+    installAgent: async (i: { outputUrl: string }) => ({ ok: 21, changed: 9, failed: 0, unreachable: 0, telegrafVersion: '1.34.0', agentStartedAtMs: 1_700_000_000_000, outputUrl: i.outputUrl }),
+    ensureTunnel: async () => ({ connected: true, boundPort: 18086, openConnections: 0, totalConnections: 0, bytesIn: 0, bytesOut: 0, reconnects: 0 }),
+    verifyMetrics: async () => ({ pointsSeen: 12, lastPointAtMs: 1_700_000_010_000 }),
+    ...overrides,
+  };
+}
+
+function onboardingInput(keyring: Keyring, hostId: string, over: Partial<OnboardHostInput> = {}): OnboardHostInput {
+  return {
+    hostId,
+    target: { address: '10.213.200.10', port: 22, credential: { username: 'bootstrap', password: sealSecret(keyring, 'replay-bootstrap-password') } },
+    dataPath: { kind: 'direct', influxUrl: 'http://10.213.200.1:8086' },
+    agent: { mode: 'artifact', interval: '10s' },
+    labels: { env: 'replay' },
+    timing: { probeBudgetMs: 30_000, verifyDeadlineMs: 30_000, tunnelConnectDeadlineMs: 30_000 },
+    ...over,
+  };
+}
+
+const phaseOf = async (h: WorkflowHandle) => ((await h.query(onboardingStatusQuery)) as OnboardingStatus).phase;
+
+/** An onboarding scenario: start, optionally interact, wait for the run to close. */
+function onboarding(
+  name: string,
+  about: string,
+  opts: {
+    input?: (keyring: Keyring, hostId: string) => Partial<OnboardHostInput>;
+    fakes?: (keyring: Keyring) => Fakes;
+    interact?: (handle: WorkflowHandle, keyring: Keyring) => Promise<void>;
+    closesWith?: CloseKind;
+  } = {},
+): Scenario {
+  const hostId = `replay-${name.replace(/^onboard-/, '')}`;
+  const workflowId = workflowIds.onboarding(hostId);
+  return {
+    name,
+    workflowType: 'onboardHost',
+    workflowId,
+    about,
+    prepare(keyring) {
+      return {
+        activities: onboardingFakes(keyring, opts.fakes?.(keyring)),
+        async drive(client, taskQueue) {
+          const handle = await client.workflow.start('onboardHost', {
+            taskQueue,
+            workflowId,
+            args: [onboardingInput(keyring, hostId, opts.input?.(keyring, hostId))],
+            // Fixed ids: a leftover run from an interrupted recording must not block the next one.
+            workflowIdConflictPolicy: 'TERMINATE_EXISTING',
+            workflowExecutionTimeout: '5m',
+          });
+          await opts.interact?.(handle, keyring);
+          await closed(handle);
+          return [{ runId: handle.firstExecutionRunId, closesWith: opts.closesWith ?? 'completed' }];
+        },
+      };
+    },
+  };
+}
+
+const onboardingScenarios: Scenario[] = [
+  onboarding('onboard-direct', 'healthy; the host writes to InfluxDB directly'),
+  onboarding('onboard-tunnel', 'healthy; a remote forward on the host carries its writes', { input: () => ({ dataPath: { kind: 'tunnel' } }) }),
+  onboarding('onboard-proxy', 'healthy; behind a bastion that also holds the forward for its network', {
+    input: (keyring) => {
+      const bastion = { address: '10.213.201.1', port: 22, credential: { username: 'jump', password: sealSecret(keyring, 'replay-jump-password') } };
+      return {
+        target: { address: '10.213.201.10', port: 22, credential: { username: 'bootstrap', password: sealSecret(keyring, 'replay-bootstrap-password') }, via: bastion },
+        dataPath: { kind: 'proxy', proxy: bastion, bindAddress: '10.213.201.1' },
+      };
+    },
+  }),
+  onboarding('onboard-step-retried', 'probe fails twice (retryable HostUnreachable), then succeeds: retries add no events', {
+    fakes: (keyring) => {
+      let calls = 0;
+      return {
+        probeHost: async (i: { target: { via?: unknown } }) => {
+          if (++calls <= 2) throw ApplicationFailure.create({ type: FailureType.HostUnreachable, message: 'connect ECONNREFUSED (scripted)' });
+          return onboardingFakes(keyring).probeHost(i);
+        },
+      };
+    },
+  }),
+  onboarding('onboard-needs-credentials', 'bootstrap password refused → needs-credentials → provideCredentials update → healthy', {
+    fakes: (keyring) => ({
+      probeHost: async (i: { target: { credential: { username: string }; via?: unknown } }) => {
+        if (i.target.credential.username !== 'bootstrap2') throw ApplicationFailure.create({ type: FailureType.AuthFailed, message: 'authentication refused (scripted)', nonRetryable: true });
+        return onboardingFakes(keyring).probeHost(i);
+      },
+    }),
+    interact: async (handle, keyring) => {
+      await until('phase needs-credentials', async () => (await phaseOf(handle)) === 'needs-credentials');
+      await handle.executeUpdate(provideCredentialsUpdate, { args: [{ username: 'bootstrap2', password: sealSecret(keyring, 'replay-second-password') }] });
+    },
+  }),
+  onboarding('onboard-host-key-approved', 'host key changes during install → needs-host-key-approval → approveHostKey update → healthy', {
+    fakes: (keyring) => ({
+      installAgent: async (i: { target: { hostKeySha256?: string }; outputUrl: string }) => {
+        if (i.target.hostKeySha256 !== KEY_B) {
+          throw ApplicationFailure.create({ type: FailureType.HostKeyMismatch, message: 'host key changed (scripted)', nonRetryable: true, details: [{ expected: KEY_A, offered: KEY_B }] });
+        }
+        return onboardingFakes(keyring).installAgent(i);
+      },
+    }),
+    interact: async (handle) => {
+      await until('phase needs-host-key-approval', async () => (await phaseOf(handle)) === 'needs-host-key-approval');
+      await handle.executeUpdate(approveHostKeyUpdate, { args: [{ hostKeySha256: KEY_B }] });
+    },
+  }),
+  onboarding('onboard-failed', 'install fails with non-retryable AnsibleFailed → phase failed, workflow failed', {
+    fakes: () => ({
+      installAgent: async () => {
+        throw ApplicationFailure.create({ type: FailureType.AnsibleFailed, message: 'task "install telegraf" failed (scripted)', nonRetryable: true });
+      },
+    }),
+    closesWith: 'failed',
+  }),
+];
+
+// ---------------------------------------------------------------------------------------------------------
+// tunnel keeper
+
+type HoldPlan = (call: number) => 'fail' | 'lease' | 'hold';
+
+/** A holdReverseForward stand-in: fails, ends its lease at once, or holds (heartbeating) until cancelled. */
+function fakeHold(plan: HoldPlan) {
+  const state = { calls: 0, holding: 0 };
+  async function holdReverseForward(spec: TunnelSpec): Promise<TunnelStats> {
+    const ctx = Context.current();
+    const call = ++state.calls;
+    const what = plan(call);
+    if (what === 'fail') throw ApplicationFailure.retryable(`remote port forwarding failed (scripted, call ${call})`, FailureType.TunnelFailed);
+    const stats: TunnelStats = {
+      connected: true,
+      boundPort: spec.bind.port,
+      openConnections: 0,
+      totalConnections: 0,
+      bytesIn: 0,
+      bytesOut: 0,
+      connectedSinceMs: 1_700_000_000_000,
+      reconnects: ctx.info.attempt - 1,
+    };
+    if (what === 'lease') return stats;
+    ctx.heartbeat(stats);
+    const timer = setInterval(() => ctx.heartbeat(stats), 100);
+    state.holding = call;
+    try {
+      await ctx.cancelled; // rejects when the keeper cancels (stop/restart)
+      return stats;
+    } finally {
+      clearInterval(timer);
+    }
+  }
+  return { activities: { holdReverseForward } as Fakes, state };
+}
+
+function tunnelSpec(keyring: Keyring, tunnelId: string): TunnelSpec {
+  return {
+    tunnelId,
+    ssh: { address: '10.213.202.10', port: 22, credential: { username: 'cloudroot', privateKey: sealSecret(keyring, 'replay-private-key') }, hostKeySha256: KEY_A },
+    bind: { address: '127.0.0.1', port: 18086 },
+    target: { host: '127.0.0.1', port: 8086 },
+    timing: { heartbeatMs: 200, maxBackoffMs: 300 },
+  };
+}
+
+function tunnel(
+  name: string,
+  about: string,
+  plan: HoldPlan,
+  options: TunnelKeeperOptions,
+  interact: (handle: WorkflowHandle<typeof tunnelKeeper>, state: { calls: number; holding: number }) => Promise<void>,
+  runs: CloseKind[] = ['completed'],
+  /** ensureTunnel starts keepers with their TunnelId; without it the keeper upserts it itself (another branch). */
+  startWithTunnelId = true,
+): Scenario {
+  const tunnelId = `replay-${name.replace(/^tunnel-/, '')}`;
+  const workflowId = workflowIds.tunnel(tunnelId);
+  return {
+    name,
+    workflowType: 'tunnelKeeper',
+    workflowId,
+    about,
+    prepare(keyring) {
+      const fake = fakeHold(plan);
+      return {
+        activities: fake.activities,
+        async drive(client, taskQueue) {
+          const handle = await client.workflow.start<typeof tunnelKeeper>('tunnelKeeper', {
+            taskQueue,
+            workflowId,
+            args: [tunnelSpec(keyring, tunnelId), { leases: 0 }, options],
+            typedSearchAttributes: startWithTunnelId ? [{ key: TunnelIdKey, value: tunnelId }] : [],
+            workflowIdConflictPolicy: 'TERMINATE_EXISTING',
+            workflowExecutionTimeout: '5m', // a broken recording must not leave a keeper running
+          });
+          await interact(handle, fake.state);
+          await closed(handle); // follows continue-as-new to the last run
+          const ids = await runChain(client, workflowId, handle.firstExecutionRunId, runs.length);
+          return runs.map((closesWith, i) => ({ runId: ids[i], closesWith }));
+        },
+      };
+    },
+  };
+}
+
+const LONG_LEASE = { leaseMs: 60_000 };
+
+const tunnelScenarios: Scenario[] = [
+  tunnel('tunnel-reconnects', 'holdReverseForward fails retryably three times, then holds; stop', (call) => (call <= 3 ? 'fail' : 'hold'), LONG_LEASE, async (h, s) => {
+    await until('the fourth attempt holding', () => s.holding === 4);
+    await h.executeUpdate(stopTunnelUpdate);
+  }),
+  tunnel(
+    'tunnel-stop',
+    'started without its TunnelId (the keeper upserts it); holds; stop cancels the hold and completes the keeper',
+    () => 'hold',
+    LONG_LEASE,
+    async (h, s) => {
+      await until('the hold', () => s.holding === 1);
+      await h.executeUpdate(stopTunnelUpdate);
+    },
+    ['completed'],
+    false,
+  ),
+  tunnel('tunnel-restart', 'holds; restart cancels the hold and starts a fresh one; stop', () => 'hold', LONG_LEASE, async (h, s) => {
+    await until('the first hold', () => s.holding === 1);
+    await h.executeUpdate(restartTunnelUpdate);
+    await until('the second hold', () => s.holding === 2);
+    await h.executeUpdate(stopTunnelUpdate);
+  }),
+  tunnel(
+    'tunnel-continue-as-new',
+    'two leases end, the run continues as new carrying the lease count; the next run holds until stopped',
+    // Leases 1 and 2 end at once (tiny leases); the third call (the new run's first) holds so stop has something to stop.
+    (call) => (call <= 2 ? 'lease' : 'hold'),
+    { leaseMs: 200, leasesPerRun: 2 },
+    async (h, s) => {
+      await until('the hold in the continued run', () => s.holding === 3);
+      await h.executeUpdate(stopTunnelUpdate);
+    },
+    ['continued-as-new', 'completed'],
+  ),
+];
+
+export const scenarios: readonly Scenario[] = [...onboardingScenarios, ...tunnelScenarios];
+
+/** The scenario a fixture file belongs to: `<scenario>[.<label>].json` (labels: `run2`, `v1`, ...). */
+export function scenarioForFixture(fileName: string): Scenario | undefined {
+  const base = fileName.replace(/\.json$/, '').split('.')[0];
+  return scenarios.find((s) => s.name === base);
+}
