@@ -8,7 +8,17 @@ export interface AppConfig {
   temporal: { address: string; namespace: string; onboardingTaskQueue: string; tunnelTaskQueue: string; tls: boolean };
   influx: { url: string; token: string; org: string; bucket: string };
   keyring: Keyring;
-  api: { host: string; port: number; tokens: Map<string, ApiRole>; uiOrigin: string };
+  api: {
+    host: string;
+    port: number;
+    tokens: Map<string, ApiRole>;
+    uiOrigin: string;
+    /**
+     * Development only: let the Temporal UI at `uiOrigin` call /codec/decode without a token (the dev server's UI
+     * has no login to forward one). Sealed secrets stay sealed either way.
+     */
+    devCodecWithoutAuth?: boolean;
+  };
   /** Telegraf binary the controller ships in artifact mode (air-gapped hosts). */
   telegrafArtifact?: string;
 }
@@ -91,6 +101,7 @@ export function loadConfig(env: Env = process.env): AppConfig {
       port: port(env, 'AO_API_PORT', 8080),
       tokens: parseApiTokens(env.AO_API_TOKENS ?? ''),
       uiOrigin: str(env, 'AO_UI_ORIGIN', 'http://127.0.0.1:8233'),
+      devCodecWithoutAuth: env.AO_DEV_CODEC_WITHOUT_AUTH === 'true',
     },
     telegrafArtifact: env.TELEGRAF_PATH?.trim() || undefined,
   };

@@ -106,6 +106,8 @@ async function main(): Promise<void> {
       AO_API_TOKENS: process.env.AO_API_TOKENS ?? `${secrets.operatorToken}:operator,${secrets.viewerToken}:viewer`,
       AO_API_PORT: String(opts.apiPort),
       AO_UI_ORIGIN: temporal.uiUrl,
+      // The dev UI has no login: let it decode payloads without a token (sealed secrets stay sealed).
+      AO_DEV_CODEC_WITHOUT_AUTH: process.env.AO_DEV_CODEC_WITHOUT_AUTH ?? 'true',
       TELEGRAF_PATH: tools.telegraf,
     };
     const worker = startProcess('worker', process.execPath, [path.join(root, 'dist', 'apps', 'worker', 'main.js')], {

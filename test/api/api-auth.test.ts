@@ -119,6 +119,20 @@ describe('API auth, codec server, headers', () => {
       }
     });
 
+    it('dev stack only: the UI origin may decode without a token; encode and other origins still need one', async () => {
+      const dev = await startTestApp(await deadAddress());
+      dev.config.api.devCodecWithoutAuth = true;
+      try {
+        const devHttp = () => request(dev.app.getHttpServer());
+        expect((await devHttp().post('/codec/decode').set('Origin', UI_ORIGIN).send({ payloads: [] })).status).toBe(200);
+        expect((await devHttp().post('/codec/decode').set('Origin', 'http://evil.example').send({ payloads: [] })).status).toBe(401);
+        expect((await devHttp().post('/codec/decode').send({ payloads: [] })).status).toBe(401);
+        expect((await devHttp().post('/codec/encode').set('Origin', UI_ORIGIN).send({ payloads: [] })).status).toBe(401);
+      } finally {
+        await dev.close();
+      }
+    });
+
     it('CORS: the UI origin gets a preflight answer with credentials; other origins do not', async () => {
       const pre = await http()
         .options('/codec/decode')
