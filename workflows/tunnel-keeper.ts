@@ -5,6 +5,7 @@ import {
   condition,
   continueAsNew,
   isCancellation,
+  log,
   proxyActivities,
   setHandler,
   upsertSearchAttributes,
@@ -124,9 +125,11 @@ export async function tunnelKeeper(
         leases++;
         leasesThisRun++;
       } catch (err) {
-        // Our own stop/restart cancellations are expected; anything else (a non-retryable failure such as
+        // After our own stop/restart, however the activity ended is expected: cancelled, or (on a loaded
+        // worker) timed out before it could acknowledge. Anything else (a non-retryable failure such as
         // AuthFailed or HostKeyMismatch, or the workflow itself being cancelled) ends the keeper.
-        const ours = isCancellation(err) && (stopRequested || restartPending) && !CancellationScope.current().consideredCancelled;
+        const ours = (stopRequested || restartPending) && !CancellationScope.current().consideredCancelled;
+        if (ours && !isCancellation(err)) log.warn('tunnel activity ended with an error after stop/restart', { error: String(err) });
         if (!ours) throw err;
       } finally {
         current = undefined;

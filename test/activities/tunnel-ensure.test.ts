@@ -43,7 +43,7 @@ function specFor(tunnelId: string): TunnelSpec {
     ssh: { address: '10.213.250.2', port: 22, credential: { username: 'cloudroot', password: sealSecret(keyring, 'unused') } },
     bind: { address: '127.0.0.1', port: 18086 },
     target: { host: '127.0.0.1', port: 8086 },
-    timing: { heartbeatMs: 200, maxBackoffMs: 300 },
+    timing: { heartbeatMs: 500, maxBackoffMs: 300 },
   };
 }
 
