@@ -3,12 +3,12 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { ApplicationFailure } from '@temporalio/common';
 import { Server, utils, type AuthContext } from 'ssh2';
 import { Keyring } from '../../lib/keyring';
 import { sealSecret } from '../../lib/sealed-secret';
 import type { SshTarget } from '../../workflows/contracts';
 import { dialSsh, fingerprintSha256, normalizeFingerprint, openJumpListener, scanHostKey } from './dialer';
+import { failureOf } from '../../test/support/failures';
 
 // In-process ssh2 servers on loopback: fast checks of pinning, auth mapping and forwarding. The same paths
 // against real OpenSSH hosts are in test/activities/ssh.test.ts.
@@ -89,14 +89,6 @@ const passwordTarget = (port: number, extra: Partial<SshTarget> = {}): SshTarget
   ...extra,
 });
 
-async function failureOf(p: Promise<unknown>): Promise<ApplicationFailure> {
-  const err = await p.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(ApplicationFailure);
-  return err as ApplicationFailure;
-}
 
 describe('fingerprintSha256', () => {
   it('matches ssh-keygen -lf', () => {

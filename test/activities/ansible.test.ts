@@ -4,7 +4,6 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'n
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { ApplicationFailure } from '@temporalio/common';
 import { utils } from 'ssh2';
 import { createAnsibleActivities } from '../../activities/ansible';
 import { deployDir, runPlaybook } from '../../activities/ansible/run-playbook';
@@ -16,6 +15,7 @@ import { sealSecret, unsealSecret } from '../../lib/sealed-secret';
 import type { SshTarget } from '../../workflows/contracts';
 import { createFleet, fleetUnsupportedReason, type Fleet, type FleetHost } from '../fleet';
 import { eventually, testStack } from '../support/stack';
+import { failureOf } from '../support/failures';
 
 // The real playbook (deploy/ansible) run by the activity against fleet hosts: Debian with sshd as PID 1 and
 // no init system, so the role takes its supervised path. The systemd unit is rendered and checked with
@@ -99,14 +99,6 @@ async function controllerArgvDuring<T>(during: Promise<T>): Promise<{ result: T;
   }
 }
 
-async function failureOf(p: Promise<unknown>): Promise<ApplicationFailure> {
-  const err = await p.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(ApplicationFailure);
-  return err as ApplicationFailure;
-}
 
 async function influxCount(hostId: string, sinceMs: number): Promise<number> {
   const { url, bucket } = testStack().influx;

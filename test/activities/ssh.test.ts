@@ -4,7 +4,6 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { ApplicationFailure } from '@temporalio/common';
 import { Client, utils } from 'ssh2';
 import { createSshActivities } from '../../activities/ssh';
 import { dialSsh, openJumpListener } from '../../activities/ssh/dialer';
@@ -14,6 +13,7 @@ import { createLogger } from '../../lib/logging';
 import { sealSecret, unsealSecret } from '../../lib/sealed-secret';
 import type { SshCredential, SshTarget } from '../../workflows/contracts';
 import { createFleet, fleetUnsupportedReason, type Fleet, type FleetHost } from '../fleet';
+import { failureOf } from '../support/failures';
 
 // The SSH activities against real OpenSSH on fleet hosts (network namespaces with their own sshd).
 // Needs root and the cached base image; skipped with the reason otherwise.
@@ -52,14 +52,6 @@ function targetOf(host: FleetHost, credential: SshCredential = passwordCred(host
   return { address: host.address, port: host.sshPort, credential, ...extra };
 }
 
-async function failureOf(p: Promise<unknown>): Promise<ApplicationFailure> {
-  const err = await p.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(ApplicationFailure);
-  return err as ApplicationFailure;
-}
 
 async function mustExec(fleet: Fleet, host: FleetHost, command: string, input?: string): Promise<string> {
   const r = await fleet.exec(host, command, { input });

@@ -2,7 +2,7 @@ import { Context } from '@temporalio/activity';
 import type { Client } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import { MockActivityEnvironment } from '@temporalio/testing';
-import { bundleWorkflowCode, NativeConnection, Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import { NativeConnection, Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { ensureTunnel } from '../../activities/tunnel/ensure-tunnel';
 import { Keyring } from '../../lib/keyring';
 import { createLogger } from '../../lib/logging';
@@ -12,6 +12,8 @@ import { workflowIds, type TunnelSpec, type TunnelStats } from '../../workflows/
 import { stopTunnelUpdate } from '../../workflows/messages';
 import { TunnelIdKey } from '../../workflows/search-attributes';
 import { testClient, testStack, uniqueName } from '../support/stack';
+import { bundleWorkflows } from '../../apps/worker/bundle';
+import { connectedStats } from '../support/fake-tunnel';
 
 // ensureTunnel against a real dev server: it starts (or reuses) the keeper and waits for its heartbeat to say
 // connected. The keeper's activity is a fake here; the real one is covered in tunnel.test.ts.
@@ -23,11 +25,7 @@ let client: Client;
 let connection: NativeConnection;
 
 beforeAll(async () => {
-  bundle = await bundleWorkflowCode({
-    workflowsPath: require.resolve('../../workflows'),
-    failureConverterPath: require.resolve('../../lib/failure-converter'),
-    logger: { log() {}, trace() {}, debug() {}, info() {}, warn() {}, error: (m) => console.error(m) },
-  });
+  bundle = await bundleWorkflows();
   client = await testClient(keyring);
   connection = await NativeConnection.connect({ address: testStack().temporalAddress });
 });
@@ -53,16 +51,7 @@ type Hold = (spec: TunnelSpec, opts?: { leaseMs?: number }) => Promise<TunnelSta
 const holdsConnected = (calls: string[]): Hold => async (spec) => {
   const ctx = Context.current();
   calls.push(ctx.info.workflowExecution?.runId ?? '');
-  const stats: TunnelStats = {
-    connected: true,
-    boundPort: spec.bind.port,
-    openConnections: 0,
-    totalConnections: 0,
-    bytesIn: 0,
-    bytesOut: 0,
-    connectedSinceMs: Date.now(),
-    reconnects: ctx.info.attempt - 1,
-  };
+  const stats = connectedStats(spec.bind.port, ctx.info.attempt, Date.now());
   ctx.heartbeat(stats);
   const timer = setInterval(() => ctx.heartbeat(stats), 200);
   try {

@@ -1,8 +1,8 @@
-import { ApplicationFailure } from '@temporalio/common';
 import { verifyMetrics } from '../../activities/metrics/verify-metrics';
 import { Keyring } from '../../lib/keyring';
 import { createLogger } from '../../lib/logging';
 import { testStack, uniqueName } from '../support/stack';
+import { failureOf } from '../support/failures';
 
 const deps = () => ({ keyring: Keyring.forTests(), influx: testStack().influx, log: createLogger('test') });
 
@@ -13,11 +13,6 @@ async function writePoint(hostId: string, atMs: number): Promise<void> {
   expect(res.status).toBe(204);
 }
 
-async function failureOf(p: Promise<unknown>): Promise<ApplicationFailure> {
-  const err = await p.then(() => undefined, (e) => e);
-  expect(err).toBeInstanceOf(ApplicationFailure);
-  return err as ApplicationFailure;
-}
 
 describe('verifyMetrics (real InfluxDB)', () => {
   it('succeeds once a fresh point tagged with the host id is seen', async () => {

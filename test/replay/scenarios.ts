@@ -14,6 +14,7 @@ import {
 import { approveHostKeyUpdate, onboardingStatusQuery, provideCredentialsUpdate, restartTunnelUpdate, stopTunnelUpdate } from '../../workflows/messages';
 import { TunnelIdKey } from '../../workflows/search-attributes';
 import type { TunnelKeeperOptions, tunnelKeeper } from '../../workflows/tunnel-keeper';
+import { connectedStats } from '../support/fake-tunnel';
 
 /**
  * Scripted runs of the workflows against a real server with fake activities whose results are fixed.
@@ -233,16 +234,7 @@ function fakeHold(plan: HoldPlan) {
     const call = ++state.calls;
     const what = plan(call);
     if (what === 'fail') throw ApplicationFailure.retryable(`remote port forwarding failed (scripted, call ${call})`, FailureType.TunnelFailed);
-    const stats: TunnelStats = {
-      connected: true,
-      boundPort: spec.bind.port,
-      openConnections: 0,
-      totalConnections: 0,
-      bytesIn: 0,
-      bytesOut: 0,
-      connectedSinceMs: 1_700_000_000_000,
-      reconnects: ctx.info.attempt - 1,
-    };
+    const stats = connectedStats(spec.bind.port, ctx.info.attempt, 1_700_000_000_000);
     if (what === 'lease') return stats;
     ctx.heartbeat(stats);
     const timer = setInterval(() => ctx.heartbeat(stats), 100);

@@ -1,7 +1,7 @@
 import { Context } from '@temporalio/activity';
 import type { Client } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
-import { bundleWorkflowCode, NativeConnection, Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import { NativeConnection, Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { Keyring } from '../../lib/keyring';
 import { sealSecret } from '../../lib/sealed-secret';
 import { dataConverterFor } from '../../lib/temporal';
@@ -12,6 +12,8 @@ import { restartTunnelUpdate, stopTunnelUpdate, tunnelStatusQuery } from '../../
 import { TunnelIdKey } from '../../workflows/search-attributes';
 import type { KeeperStatus, tunnelKeeper } from '../../workflows/tunnel-keeper';
 import { eventually, testClient, testStack, uniqueName } from '../support/stack';
+import { bundleWorkflows } from '../../apps/worker/bundle';
+import { connectedStats } from '../support/fake-tunnel';
 
 // The keeper against a real dev server with a fake holdReverseForward: what matters here is the
 // workflow's loop, retries, messages and continue-as-new, not SSH.
@@ -22,11 +24,7 @@ let client: Client;
 let connection: NativeConnection;
 
 beforeAll(async () => {
-  bundle = await bundleWorkflowCode({
-    workflowsPath: require.resolve('../../workflows'),
-    failureConverterPath: require.resolve('../../lib/failure-converter'),
-    logger: { log() {}, trace() {}, debug() {}, info() {}, warn() {}, error: (m) => console.error(m) },
-  });
+  bundle = await bundleWorkflows();
   client = await testClient(keyring);
   connection = await NativeConnection.connect({ address: testStack().temporalAddress });
 });
@@ -64,16 +62,7 @@ function fakeHold(plan: Plan): Fake {
       call.ended = 'failed';
       throw ApplicationFailure.retryable(`fake: remote port forwarding failed (call ${calls.length})`, 'TunnelFailed');
     }
-    const stats: TunnelStats = {
-      connected: true,
-      boundPort: spec.bind.port,
-      openConnections: 0,
-      totalConnections: 0,
-      bytesIn: 0,
-      bytesOut: 0,
-      connectedSinceMs: Date.now(),
-      reconnects: ctx.info.attempt - 1,
-    };
+    const stats = connectedStats(spec.bind.port, ctx.info.attempt, Date.now());
     ctx.heartbeat(stats);
     const timer = setInterval(() => ctx.heartbeat(stats), spec.timing?.heartbeatMs ?? 200);
     try {
