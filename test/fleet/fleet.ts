@@ -471,7 +471,7 @@ class FleetImpl implements Fleet {
 
   async hostKeySha256(host: FleetHost): Promise<string> {
     const s = this.stateOf(host);
-    const pub = await fs.promises.readFile(`/proc/${s.init!.pid}/root/etc/ssh/ssh_host_ed25519_key.pub`, 'utf8');
+    const pub = await fs.promises.readFile(hostRootPath(s.init!.pid, "etc/ssh/ssh_host_ed25519_key.pub"), 'utf8');
     return sha256Fingerprint(pub);
   }
 
@@ -492,7 +492,7 @@ class FleetImpl implements Fleet {
     const listener = this.sshdListener(s);
     if (!listener) throw new FleetError(`host ${host.name}: no listening sshd found`);
     process.kill(listener, 'SIGHUP'); // sshd re-execs itself and reloads the keys
-    const want = (await fs.promises.readFile(`/proc/${s.init!.pid}/root/etc/ssh/ssh_host_ed25519_key.pub`, 'utf8'))
+    const want = (await fs.promises.readFile(hostRootPath(s.init!.pid, "etc/ssh/ssh_host_ed25519_key.pub"), 'utf8'))
       .trim()
       .split(/\s+/)[1];
     const served = await waitFor(async () => {
@@ -719,3 +719,8 @@ export async function createFleet(opts: FleetOptions = {}): Promise<Fleet> {
   return new FleetImpl(runId, runDir, baseDir, opts.startTimeoutMs ?? 30_000);
 }
 
+
+/** A file inside a host's root, reached from the controller through its init process's root link. */
+function hostRootPath(initPid: number, relative: string): string {
+  return path.join('/proc', String(initPid), 'root', relative);
+}
