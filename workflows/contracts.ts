@@ -140,7 +140,17 @@ export interface TunnelSpec {
   bind: { address: string; port: number };
   /** Where the controller sends what arrives (InfluxDB). */
   target: { host: string; port: number };
-  timing?: { keepaliveIntervalMs?: number; keepaliveCountMax?: number; heartbeatMs?: number; maxBackoffMs?: number };
+  timing?: {
+    keepaliveIntervalMs?: number;
+    keepaliveCountMax?: number;
+    heartbeatMs?: number;
+    maxBackoffMs?: number;
+    /**
+     * A session that was up at least this long and then drops ends the activity normally, so the keeper starts a
+     * fresh one at once instead of retrying with the backoff accumulated by earlier drops in the same lease.
+     */
+    healthyResetMs?: number;
+  };
 }
 
 export interface TunnelStats {

@@ -19,6 +19,7 @@ export const TUNNEL_DEFAULTS = {
   keepaliveCountMax: 3,
   leaseMs: 60 * 60_000,
   readyTimeoutMs: 10_000,
+  healthyResetMs: 5 * 60_000,
 } as const;
 
 /** How long cleanup waits for the host to confirm `cancel-tcpip-forward` before closing anyway. */
@@ -136,6 +137,15 @@ export function holdReverseForward(deps: HoldReverseForwardDeps) {
 
       if (outcome.kind === 'lease-ended') {
         log.info('tunnel lease ended', { ...stats });
+        return { ...stats };
+      }
+      // Retries back off per attempt within a lease: after a long healthy run, hand over to a fresh activity
+      // (attempt 1, no backoff) rather than wait out the backoff earned by drops long ago.
+      const healthyResetMs = spec.timing?.healthyResetMs ?? TUNNEL_DEFAULTS.healthyResetMs;
+      if (outcome.error !== cancelled && stats.connected && stats.connectedSinceMs !== undefined && Date.now() - stats.connectedSinceMs >= healthyResetMs) {
+        stats.lastError = outcome.error instanceof Error ? outcome.error.message : String(outcome.error);
+        stats.connected = false;
+        log.warn('tunnel down after a healthy run; starting afresh', { error: stats.lastError, upMs: Date.now() - stats.connectedSinceMs });
         return { ...stats };
       }
       throw outcome.error;

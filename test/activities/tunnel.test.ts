@@ -262,6 +262,19 @@ describeFleet('holdReverseForward on fleet hosts', () => {
     await second.outcome;
   });
 
+  test('a session lost after a healthy run ends the activity normally, so the keeper restarts it without backoff', async () => {
+    const run = startHold(directSpec({ healthyResetMs: 300 }), { attempt: 5 });
+    const up = await connected(run);
+    await eventually(async () => Date.now() - (up.connectedSinceMs ?? Date.now()) > 400, 5_000, 50);
+    await fleet.killSshSessions(direct);
+    const end = await run.outcome;
+    expect(end.ok).toBe(true);
+    if (!end.ok) return;
+    expect(end.stats).toMatchObject({ connected: false });
+    expect(end.stats.lastError).toMatch(/ended by the host|closed|connection error/);
+    expect(await listeners(fleet, direct, FORWARD_PORT)).toEqual([]);
+  });
+
   test('a silently dropping link is detected by ssh keepalive', async () => {
     const spec = directSpec({ keepaliveIntervalMs: 500, keepaliveCountMax: 2 });
     const run = startHold(spec);

@@ -511,9 +511,10 @@ class FleetImpl implements Fleet {
     const victims = listPids().filter((p) => {
       if (p === listener || p === s.init!.pid || comm(p) !== 'sshd' || nsOf(p, 'pid') !== pidNs) return false;
       if (!user) return true;
-      // Per-session titles: "sshd: <user> [priv]", "sshd: <user>@pts/0", "sshd: <user>@notty", "sshd: <user> [net]".
+      // Per-session titles: "sshd: <user> [priv]", "sshd: <user>@pts/0", "sshd: <user>@notty", "sshd: <user> [net]",
+      // and a bare "sshd: <user>" for forward-only sessions (ssh -N, our remote forwards).
       const title = cmdline(p);
-      return title.startsWith(`sshd: ${user} `) || title.startsWith(`sshd: ${user}@`);
+      return title === `sshd: ${user}` || title.startsWith(`sshd: ${user} `) || title.startsWith(`sshd: ${user}@`);
     });
     const ids = victims.flatMap((pid) => {
       const start = procStartTime(pid);
