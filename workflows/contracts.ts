@@ -189,6 +189,9 @@ export const FailureType = {
 } as const;
 export type FailureType = (typeof FailureType)[keyof typeof FailureType];
 
+/** Memo key under which onboardHost publishes its OnboardingStatus, so `describe` alone can answer readers. */
+export const STATUS_MEMO_KEY = 'status';
+
 export const workflowIds = {
   onboarding: (hostId: string) => `onboard/${hostId}`,
   tunnel: (tunnelId: string) => `tunnel/${tunnelId}`,

@@ -4,15 +4,18 @@ import {
   TimeoutFailure,
   condition,
   log,
+  patched,
   proxyActivities,
   setCurrentDetails,
   setHandler,
+  upsertMemo,
   upsertSearchAttributes,
   allHandlersFinished,
 } from '@temporalio/workflow';
 import type { createActivities } from '../activities';
 import {
   FailureType,
+  STATUS_MEMO_KEY,
   type AgentInstallSummary,
   type OnboardHostInput,
   type OnboardingPhase,
@@ -30,6 +33,8 @@ type Activities = ReturnType<typeof createActivities>;
 
 /** Port the forward listens on, on the host (or the proxy) — Telegraf's output URL points at it. */
 export const TUNNEL_PORT = 18086;
+/** The patch that introduced the status memo (STATUS_MEMO_KEY). */
+const STATUS_MEMO_PATCH = 'status-memo';
 /** The agent's start time has 1 s precision and Telegraf rounds timestamps to the second. */
 const START_SLACK_MS = 1000;
 const FP_RE = /^SHA256:[A-Za-z0-9+/]{43}$/;
@@ -151,6 +156,10 @@ export async function onboardHost(input: OnboardHostInput): Promise<OnboardingSt
   const setPhase = (phase: OnboardingPhase, detail?: string) => {
     status.phase = phase;
     upsertSearchAttributes([{ key: OnboardingPhaseKey, value: phase }]);
+    // The status is also kept in the memo so readers (the API) get it from `describe` alone, without a query
+    // that needs a worker to answer (slow exactly when workers are busiest). Histories from before this
+    // change replay without it.
+    if (patched(STATUS_MEMO_PATCH)) upsertMemo({ [STATUS_MEMO_KEY]: status });
     setCurrentDetails(`**${phase}**${detail ? ` — ${detail}` : ''}\n\nhost \`${input.hostId}\` at ${input.target.address}:${input.target.port}`);
   };
   upsertSearchAttributes([

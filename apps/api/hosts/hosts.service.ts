@@ -1,7 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import { WorkflowFailedError } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
-import { workflowIds, type OnboardingStatus } from '../../../workflows/contracts';
+import { STATUS_MEMO_KEY, workflowIds, type OnboardingStatus } from '../../../workflows/contracts';
 import { approveHostKeyUpdate, onboardingStatusQuery, provideCredentialsUpdate } from '../../../workflows/messages';
 import { HostAddressKey, HostIdKey, OnboardingPhaseKey } from '../../../workflows/search-attributes';
 import { ErrorCode } from '../common/error-codes';
@@ -81,7 +81,13 @@ export class HostsService {
     let source: HostDetailsDto['source'] = 'visibility';
     let status: StatusFields = {};
 
-    if (desc.status.name === 'RUNNING') {
+    // Running: the workflow's memo has its status (describe answers it without a worker); runs started by
+    // older code have no memo and are asked with a query.
+    const memo = desc.memo?.[STATUS_MEMO_KEY] as StatusFields | undefined;
+    if (desc.status.name === 'RUNNING' && memo && typeof memo === 'object') {
+      status = memo;
+      source = 'memo';
+    } else if (desc.status.name === 'RUNNING') {
       const live = await this.temporal.queryIfAnswered(handle, onboardingStatusQuery, ErrorCode.HostNotFound);
       if (live) {
         status = live;

@@ -5,6 +5,7 @@ import { restartTunnelUpdate, stopTunnelUpdate, tunnelStatusQuery } from '../../
 import { ErrorCode } from '../common/error-codes';
 import { TemporalGateway, workflowRef, type ActivityView } from '../temporal/temporal.gateway';
 import { rethrowAsApiError } from '../temporal/temporal-errors';
+import { observeDescription, tunnelStatusFrom } from '../../../activities/tunnel/describe';
 import type { TunnelDetailsDto, TunnelListDto } from './dto/tunnel-responses.dto';
 import type { TunnelBriefDto } from '../hosts/dto/host-responses.dto';
 import type { PageQueryDto } from '../common/page-query.dto';
@@ -66,10 +67,13 @@ export class TunnelsService {
   }
 
   /** For a host's status: the tunnel's state, or "unknown" when no worker answers in time. */
+  /** The tunnel line of a host's status: from describe alone (last heartbeat), never waiting on a worker. */
   async brief(id: string): Promise<TunnelBriefDto> {
     try {
-      const live = await this.queryStatus(id);
-      return live ? { id, state: live.state, stats: live.stats as Record<string, unknown> | undefined } : { id, state: 'unknown' };
+      const client = this.temporal.client;
+      const description = await this.temporal.describe(client.workflow.getHandle(workflowIds.tunnel(id)), ErrorCode.TunnelNotFound);
+      const seen = tunnelStatusFrom(await observeDescription(client.options.loadedDataConverter, id, description));
+      return { id, state: seen.state, stats: seen.stats as Record<string, unknown> | undefined };
     } catch {
       return { id, state: 'unknown' };
     }

@@ -28,7 +28,7 @@ export class TunnelBriefDto {
 
 export class HostDetailsDto extends WorkflowRefDto {
   @ApiProperty() id!: string;
-  @ApiProperty({ enum: ['query', 'result', 'visibility'], description: 'Where the status came from: a live query, the result of a closed run, or only search attributes (no worker answered).' })
+  @ApiProperty({ enum: ['memo', 'query', 'result', 'visibility'], description: 'Where the status came from: the running workflow\'s memo, a live query (runs without a memo), the result of a closed run, or only search attributes (no worker answered).' })
   source!: string;
   @ApiPropertyOptional({ enum: ONBOARDING_PHASES }) phase?: string;
   @ApiPropertyOptional() address?: string;
