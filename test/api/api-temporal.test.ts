@@ -137,10 +137,11 @@ describe('API against Temporal', () => {
     const approved = await http().post(`/v1/hosts/${hostId}/host-key/approve`).set(op).send({ hostKeySha256: OFFERED_KEY });
     expect(approved.status).toBe(200);
 
-    // Completed: the status now comes from the run's result, with the tunnel's live state.
+    // Completed: the status now comes from the run's result, with the tunnel's live state (its last heartbeat:
+    // the fake forward connects on its second attempt).
     const done = await eventually(async () => {
       const res = await http().get(`/v1/hosts/${hostId}`).set(viewer);
-      return res.body.workflowStatus === 'COMPLETED' ? res : undefined;
+      return res.body.workflowStatus === 'COMPLETED' && res.body.tunnel?.state === 'connected' ? res : undefined;
     });
     expect(done.body).toMatchObject({
       source: 'result',
@@ -219,7 +220,7 @@ describe('API against Temporal', () => {
     });
     expect(live.body).toMatchObject({ id: tunnelId, source: 'query', state: 'connected', workflowStatus: 'RUNNING' });
     expect(live.body.activities[0]).toMatchObject({
-      activityType: 'holdFakeForward',
+      activityType: 'holdReverseForward',
       state: 'started',
       heartbeatDetails: { connected: true, boundPort: 4242 },
       lastFailure: { type: 'TunnelFailed', message: expect.stringContaining('remote port forwarding failed') },

@@ -24,7 +24,7 @@ import type { FakeActivities } from './fake-activities';
 
 export const OFFERED_KEY = 'SHA256:' + 'A'.repeat(43);
 
-const { holdFakeForward } = proxyActivities<FakeActivities>({
+const { holdReverseForward } = proxyActivities<FakeActivities>({
   startToCloseTimeout: '1 hour',
   heartbeatTimeout: '30 seconds',
   retry: { initialInterval: '100 ms', backoffCoefficient: 1 },
@@ -100,7 +100,7 @@ export async function tunnelKeeper(spec: { tunnelId: string }): Promise<void> {
     return { stopped: true as const };
   });
   const scope = new CancellationScope();
-  const holding = scope.run(() => holdFakeForward(spec.tunnelId)).catch((err) => {
+  const holding = scope.run(() => holdReverseForward(spec.tunnelId)).catch((err) => {
     if (!isCancellation(err)) throw err;
   });
   await condition(() => stopped);
