@@ -5,6 +5,7 @@ import { STATUS_MEMO_KEY, workflowIds, type OnboardingStatus } from '../../../wo
 import { approveHostKeyUpdate, onboardingStatusQuery, provideCredentialsUpdate } from '../../../workflows/messages';
 import { HostAddressKey, HostIdKey, OnboardingPhaseKey } from '../../../workflows/search-attributes';
 import { ErrorCode } from '../common/error-codes';
+import { ShortCache } from '../common/short-cache';
 import { TemporalGateway, workflowRef } from '../temporal/temporal.gateway';
 import { rethrowAsApiError } from '../temporal/temporal-errors';
 import { TunnelsService } from '../tunnels/tunnels.service';
@@ -18,8 +19,16 @@ export const ONBOARDING_WORKFLOW_TYPE = 'onboardHost';
 
 type StatusFields = Omit<Partial<OnboardingStatus>, 'hostId'>;
 
+/**
+ * How long one host's status is reused. Dashboards and CLIs poll; with this, N watchers of a host cost Temporal
+ * one describe per second instead of N, which is what keeps the endpoint fast while workers are busy.
+ */
+export const STATUS_CACHE_MS = 1000;
+
 @Injectable()
 export class HostsService {
+  private readonly details = new ShortCache<HostDetailsDto>(STATUS_CACHE_MS);
+
   constructor(
     private readonly temporal: TemporalGateway,
     private readonly tunnels: TunnelsService,
@@ -44,6 +53,7 @@ export class HostsService {
           ],
         }),
       );
+      this.details.invalidate(input.hostId);
       return { id: input.hostId, workflowId, runId: handle.firstExecutionRunId, statusUrl: statusUrl(input.hostId) };
     } catch (err) {
       rethrowAsApiError(err, ErrorCode.HostNotFound);
@@ -74,7 +84,11 @@ export class HostsService {
    * Live status from the workflow's query while it runs; for a closed run its result (or failure).
    * With no worker answering, what visibility knows (phase, address) is returned with source "visibility".
    */
-  async get(id: string): Promise<HostDetailsDto> {
+  get(id: string): Promise<HostDetailsDto> {
+    return this.details.get(id, () => this.load(id));
+  }
+
+  private async load(id: string): Promise<HostDetailsDto> {
     const handle = this.temporal.client.workflow.getHandle(workflowIds.onboarding(id));
     const desc = await this.temporal.describe(handle, ErrorCode.HostNotFound);
     const sa = desc.typedSearchAttributes;
@@ -118,12 +132,20 @@ export class HostsService {
   async provideCredentials(id: string, dto: ProvideCredentialsDto): Promise<{ accepted: true }> {
     const credential = toSshCredential(dto, this.temporal.config.keyring);
     const handle = this.temporal.client.workflow.getHandle(workflowIds.onboarding(id));
-    return this.temporal.update(handle, provideCredentialsUpdate, [credential], ErrorCode.HostNotFound);
+    try {
+      return await this.temporal.update(handle, provideCredentialsUpdate, [credential], ErrorCode.HostNotFound);
+    } finally {
+      this.details.invalidate(id); // the next read must see what the update did
+    }
   }
 
   async approveHostKey(id: string, hostKeySha256: string): Promise<{ accepted: true }> {
     const handle = this.temporal.client.workflow.getHandle(workflowIds.onboarding(id));
-    return this.temporal.update(handle, approveHostKeyUpdate, [{ hostKeySha256 }], ErrorCode.HostNotFound);
+    try {
+      return await this.temporal.update(handle, approveHostKeyUpdate, [{ hostKeySha256 }], ErrorCode.HostNotFound);
+    } finally {
+      this.details.invalidate(id);
+    }
   }
 
   private async closedRunStatus(
