@@ -36,6 +36,7 @@ export function ensureTunnel(deps: EnsureTunnelDeps) {
       taskQueue: tunnelTaskQueue,
       workflowId: workflowIds.tunnel(spec.tunnelId),
       workflowIdConflictPolicy: 'USE_EXISTING',
+      staticSummary: `Tunnel ${spec.tunnelId}: ${spec.bind.address}:${spec.bind.port} on ${spec.ssh.address} → ${spec.target.host}:${spec.target.port}`,
       typedSearchAttributes: [{ key: TunnelIdKey, value: spec.tunnelId }],
     });
     log.info('tunnel keeper ensured', { workflowId: handle.workflowId, runId: handle.firstExecutionRunId });

@@ -96,6 +96,12 @@ describe('API against Temporal', () => {
 
     // The input is in history sealed: neither the raw history nor its decoded input holds the password.
     const handle = t.client.workflow.getHandle(`onboard/${hostId}`);
+    // The Temporal UI shows a summary and details without decoding anything; no secret in them.
+    const described = await handle.describe();
+    expect(await described.staticSummary()).toBe(`Onboard ${hostId} (admin@10.213.7.9:22)`);
+    const details = await described.staticDetails();
+    expect(details).toContain('SSH remote forward on the host');
+    expect(details).not.toContain(PASSWORD);
     const history = await handle.fetchHistory();
     expect(JSON.stringify(history)).not.toContain(PASSWORD);
     const [input] = (await decodeArrayFromPayloads(
