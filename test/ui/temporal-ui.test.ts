@@ -16,6 +16,7 @@ import { dataConverterFor } from '../../lib/temporal';
 import { FailureType, workflowIds, type OnboardHostInput } from '../../workflows/contracts';
 import { OnboardingPhaseKey } from '../../workflows/search-attributes';
 import { eventually, uniqueName } from '../support/stack';
+import { onboardingDetails, onboardingSummary } from '../../apps/api/hosts/onboarding-metadata';
 
 // What an operator sees in the Temporal Web UI: an onboarding parked in needs-credentials is found by its
 // HostId search attribute, and its page shows the phase (search attributes, current details through the
@@ -195,7 +196,14 @@ describeUi('Temporal Web UI shows onboardings (headless Chromium)', () => {
       dataPath: { kind: 'tunnel' },
       agent: { mode: 'artifact' },
     };
-    const handle = await client.workflow.start('onboardHost', { taskQueue: 'ui-test', workflowId: workflowIds.onboarding(hostId), args: [input], workflowExecutionTimeout: '10m' });
+    const handle = await client.workflow.start('onboardHost', {
+      taskQueue: 'ui-test',
+      workflowId: workflowIds.onboarding(hostId),
+      args: [input],
+      workflowExecutionTimeout: '10m',
+      staticSummary: onboardingSummary(input),
+      staticDetails: onboardingDetails(input),
+    });
     handles.push(handle);
     await eventually(async () => (await handle.describe()).typedSearchAttributes.get(OnboardingPhaseKey) === 'needs-credentials');
     return handle;
@@ -246,6 +254,8 @@ describeUi('Temporal Web UI shows onboardings (headless Chromium)', () => {
       return /needs-credentials\s*—\s*the bootstrap credential was refused/.test(t) ? t : undefined;
     }, 30_000);
     expect(text).toContain(`host ${hostId} at 10.213.210.10:22`);
+    expect(text).toContain(`Onboard ${hostId} (bootstrap@10.213.210.10:22)`);
+    expect(text).toContain('SSH remote forward on the host');
     expect(text).toContain('probe: SSH login with the bootstrap credential, pin host key, collect facts');
     expect(codec.decodes()).toBeGreaterThan(0);
     // The codec server decodes payloads only: the sealed password is never shown in clear.

@@ -1,7 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import { WorkflowFailedError } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
-import { STATUS_MEMO_KEY, workflowIds, type OnboardHostInput, type OnboardingStatus } from '../../../workflows/contracts';
+import { STATUS_MEMO_KEY, workflowIds, type OnboardingStatus } from '../../../workflows/contracts';
 import { approveHostKeyUpdate, onboardingStatusQuery, provideCredentialsUpdate } from '../../../workflows/messages';
 import { HostAddressKey, HostIdKey, OnboardingPhaseKey } from '../../../workflows/search-attributes';
 import { ErrorCode } from '../common/error-codes';
@@ -14,24 +14,10 @@ import type { ProvideCredentialsDto } from './dto/credentials.dto';
 import type { HostAcceptedDto, HostDetailsDto, HostListDto } from './dto/host-responses.dto';
 import type { ListHostsQueryDto } from './dto/list-hosts.query';
 import { toOnboardHostInput, toSshCredential } from './onboard-input.mapper';
+import { onboardingDetails, onboardingSummary } from './onboarding-metadata';
 
 export const ONBOARDING_WORKFLOW_TYPE = 'onboardHost';
 
-function onboardingSummary(input: OnboardHostInput): string {
-  return `Onboard ${input.hostId} (${input.target.credential.username}@${input.target.address}:${input.target.port})`;
-}
-
-function onboardingDetails(input: OnboardHostInput): string {
-  const dp = input.dataPath;
-  const path = dp.kind === 'direct' ? `direct to ${dp.influxUrl}` : dp.kind === 'tunnel' ? 'SSH remote forward on the host' : `forward on proxy ${dp.proxy.address}:${dp.proxy.port} (${dp.bindAddress})`;
-  return [
-    `- **host** \`${input.hostId}\` at ${input.target.address}:${input.target.port}`,
-    `- **control path** ${input.target.via ? `through bastion ${input.target.via.address}:${input.target.via.port}` : 'direct SSH'}`,
-    `- **data path** ${path}`,
-    `- **agent** Telegraf, ${input.agent.mode} mode`,
-    `- **host key** ${input.target.hostKeySha256 ? `expected ${input.target.hostKeySha256}` : 'pinned on first contact'}`,
-  ].join('\n');
-}
 
 type StatusFields = Omit<Partial<OnboardingStatus>, 'hostId'>;
 
