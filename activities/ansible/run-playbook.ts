@@ -133,6 +133,9 @@ async function closeControlMasters(cpDir: string): Promise<void> {
   );
 }
 
+/** CPU niceness of ansible-playbook runs (0 normal, 19 lowest). */
+const PLAYBOOK_NICENESS = 10;
+
 /** Waits (bounded) until no process of the group is left; a killed process lingers until it is reaped. */
 async function groupGone(pgid: number, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
@@ -211,7 +214,16 @@ export async function runPlaybook(opts: RunPlaybookOptions): Promise<PlaybookRun
       all: false,
       maxBuffer: 16 * 1024 * 1024,
     });
-    if (child.pid !== undefined) opts.onSpawn?.(child.pid);
+    if (child.pid !== undefined) {
+      // Ansible is bulk work: below the control plane (Temporal, the API, tunnel heartbeats) on a shared
+      // controller. Forks inherit it; set before ansible forks anything of note (best effort).
+      try {
+        os.setPriority(child.pid, PLAYBOOK_NICENESS);
+      } catch {
+        // not allowed here (e.g. a restricted container): run at normal priority
+      }
+      opts.onSpawn?.(child.pid);
+    }
 
     let timedOut = false;
     let cancelled = false;
