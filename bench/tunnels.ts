@@ -183,6 +183,9 @@ function startKeeper(stack: BenchStack, fleet: Fleet, h: FleetHost, keyFile: str
       ssh: { address: h.address, port: h.sshPort, credential: { username: 'cloudroot', privateKey }, hostKeySha256: await pinned },
       bind: { address: '127.0.0.1', port },
       target: { host: '127.0.0.1', port: stack.influx.port },
+      // HEALTHY_RESET_MS: how long a session must have been up for a drop to restart at attempt 1 (product
+      // default 5 min; back-to-back kills in this bench need a small value to exercise it).
+      ...(process.env.HEALTHY_RESET_MS ? { timing: { healthyResetMs: Number(process.env.HEALTHY_RESET_MS) } } : {}),
     };
     await stack.client.workflow.start('tunnelKeeper', {
       args: [spec],
