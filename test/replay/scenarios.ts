@@ -15,6 +15,7 @@ import { approveHostKeyUpdate, onboardingStatusQuery, provideCredentialsUpdate, 
 import { TunnelIdKey } from '../../workflows/search-attributes';
 import type { TunnelKeeperOptions, tunnelKeeper } from '../../workflows/tunnel-keeper';
 import { connectedStats } from '../support/fake-tunnel';
+import { until } from '../support/poll';
 
 /**
  * Scripted runs of the workflows against a real server with fake activities whose results are fixed.
@@ -55,22 +56,6 @@ export interface Scenario {
 
 // ---------------------------------------------------------------------------------------------------------
 // small helpers
-
-/** Poll until `fn` is truthy; a scenario that hangs must fail with what it was waiting for. */
-async function until<T>(what: string, fn: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs = 30_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await fn();
-      if (v) return v;
-    } catch (e) {
-      last = e;
-    }
-    if (Date.now() > deadline) throw new Error(`scenario: ${what} did not happen within ${timeoutMs} ms${last ? ` (${(last as Error).message})` : ''}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 /** Waits until the execution chain has closed (result() follows continue-as-new); failing is an outcome too. */
 async function closed(handle: WorkflowHandle): Promise<void> {
@@ -303,7 +288,7 @@ const LONG_LEASE = { leaseMs: 60_000 };
 
 const tunnelScenarios: Scenario[] = [
   tunnel('tunnel-reconnects', 'holdReverseForward fails retryably three times, then holds; stop', (call) => (call <= 3 ? 'fail' : 'hold'), LONG_LEASE, async (h, s) => {
-    await until('the fourth attempt holding', () => s.holding === 4);
+    await until('the fourth attempt holding', () => s.holding === 4, 30_000, 50);
     await h.executeUpdate(stopTunnelUpdate);
   }),
   tunnel(

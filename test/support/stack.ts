@@ -1,6 +1,7 @@
 import { Connection, Client } from '@temporalio/client';
 import { Keyring } from '../../lib/keyring';
 import { dataConverterFor } from '../../lib/temporal';
+import { until } from './poll';
 
 /** What globalSetup started, for tests. */
 export function testStack() {
@@ -31,17 +32,6 @@ export function uniqueName(prefix: string): string {
 }
 
 /** Poll `fn` until it returns a truthy value or the deadline passes. */
-export async function eventually<T>(fn: () => Promise<T | undefined | null | false>, timeoutMs = 30_000, intervalMs = 100): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await fn();
-      if (v) return v;
-    } catch (e) {
-      last = e;
-    }
-    if (Date.now() > deadline) throw new Error(`condition not met within ${timeoutMs} ms${last ? `: ${(last as Error).message}` : ''}`);
-    await new Promise((r) => setTimeout(r, intervalMs));
-  }
+export function eventually<T>(fn: () => Promise<T | undefined | null | false>, timeoutMs = 30_000, intervalMs = 100): Promise<T> {
+  return until('condition', fn, timeoutMs, intervalMs);
 }
