@@ -164,8 +164,9 @@ describe('API against Temporal', () => {
     // Visibility: listed under its phase (search attributes are eventually consistent).
     await eventually(async () => {
       const res = await http().get('/v1/hosts?phase=healthy&pageSize=1000').set(viewer);
+      if (res.status !== 200) throw new Error(`list answered ${res.status}: ${JSON.stringify(res.body)}`);
       return res.body.items.some((i: { id: string; phase: string }) => i.id === hostId && i.phase === 'healthy');
-    });
+    }, 60_000, 250);
     const other = await http().get('/v1/hosts?phase=needs-credentials&pageSize=1000').set(viewer);
     expect(other.body.items.map((i: { id: string }) => i.id)).not.toContain(hostId);
 

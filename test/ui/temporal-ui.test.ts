@@ -249,9 +249,14 @@ describeUi('Temporal Web UI shows onboardings (headless Chromium)', () => {
     // User metadata: current details (the workflow's setCurrentDetails, decoded by the codec endpoint) and
     // the summaries of the activities run so far.
     await page.getByText('User Metadata', { exact: true }).first().click();
+    // The panels render one by one (current details come from a query through the codec): wait for all of them.
     const text = await eventually(async () => {
       const t = await pageText();
-      return /needs-credentials\s*—\s*the bootstrap credential was refused/.test(t) ? t : undefined;
+      const ready =
+        /needs-credentials\s*—\s*the bootstrap credential was refused/.test(t) &&
+        t.includes('probe: SSH login with the bootstrap credential') &&
+        t.includes('SSH remote forward on the host');
+      return ready ? t : undefined;
     }, 30_000);
     expect(text).toContain(`host ${hostId} at 10.213.210.10:22`);
     expect(text).toContain(`Onboard ${hostId} (bootstrap@10.213.210.10:22)`);
