@@ -1,5 +1,5 @@
 import type { Client, WorkflowExecutionDescription, WorkflowExecutionInfo, WorkflowHandle } from '@temporalio/client';
-import { isGrpcDeadlineError, QueryNotRegisteredError, QueryRejectedError, WorkflowNotFoundError } from '@temporalio/client';
+import { WorkflowNotFoundError } from '@temporalio/client';
 import type { QueryDefinition, UpdateDefinition } from '@temporalio/common';
 import { executionInfoFromRaw } from '@temporalio/client/lib/helpers';
 import { ApplicationFailure } from '@temporalio/common';
@@ -72,7 +72,11 @@ export class TemporalGateway {
     const resp = await this.call(() => this.client.workflowService.listWorkflowExecutions({ namespace, query, pageSize, nextPageToken }));
     const converter = this.client.options.loadedDataConverter;
     const executions = await Promise.all(
-      (resp.executions ?? []).map((raw) => executionInfoFromRaw(raw, converter, raw, namespace) as Promise<WorkflowExecutionInfo>),
+      // Lists need search attributes only. Memos are left out: decoding them costs a decryption per row, and one
+      // row written under a retired key must not fail the whole page.
+      (resp.executions ?? []).map(
+        (raw) => executionInfoFromRaw(withoutMemo(raw), converter, raw, namespace) as Promise<WorkflowExecutionInfo>,
+      ),
     );
     const token = resp.nextPageToken && resp.nextPageToken.length > 0 ? this.pageTokens.sign(query, resp.nextPageToken) : null;
     return { executions, nextPageToken: token };
@@ -131,8 +135,10 @@ export class TemporalGateway {
     try {
       return await this.call(() => handle.query(def), this.timeouts.queryMs);
     } catch (err) {
-      if (isGrpcDeadlineError(err) || err instanceof QueryNotRegisteredError || err instanceof QueryRejectedError) return undefined;
-      rethrowAsApiError(err, notFound);
+      // Only "no such workflow" is an answer; any other failure to query (deadline, no worker polling yet,
+      // rejected) means there is no live answer, and the caller falls back to what describe knows.
+      if (err instanceof WorkflowNotFoundError) rethrowAsApiError(err, notFound);
+      return undefined;
     }
   }
 
@@ -168,4 +174,11 @@ export function workflowRef(info: Pick<WorkflowExecutionInfo, 'workflowId' | 'ru
     startedAt: info.startTime.toISOString(),
     ...(info.closeTime ? { closedAt: info.closeTime.toISOString() } : {}),
   };
+}
+
+/** The row as the server sent it, memo hidden (protobuf defaults live on the prototype: no spreading). */
+function withoutMemo<T extends object>(raw: T): T {
+  const row = Object.create(raw) as T & { memo?: unknown };
+  row.memo = undefined;
+  return row;
 }
