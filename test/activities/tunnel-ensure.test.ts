@@ -1,49 +1,26 @@
 import { Context } from '@temporalio/activity';
-import type { Client } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import { MockActivityEnvironment } from '@temporalio/testing';
-import { NativeConnection, Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import { Worker } from '@temporalio/worker';
 import { ensureTunnel } from '../../activities/tunnel/ensure-tunnel';
 import { Keyring } from '../../lib/keyring';
 import { createLogger } from '../../lib/logging';
-import { sealSecret } from '../../lib/sealed-secret';
 import { dataConverterFor } from '../../lib/temporal';
 import { workflowIds, type TunnelSpec, type TunnelStats } from '../../workflows/contracts';
 import { stopTunnelUpdate } from '../../workflows/messages';
 import { TunnelIdKey } from '../../workflows/search-attributes';
-import { testClient, testStack, uniqueName } from '../support/stack';
-import { bundleWorkflows } from '../../apps/worker/bundle';
-import { connectedStats } from '../support/fake-tunnel';
+import { uniqueName } from '../support/stack';
+import { connectedStats, fakeTunnelSpec } from '../support/fake-tunnel';
+import { useWorkflowTestEnv } from '../support/workflow-env';
 
 // ensureTunnel against a real dev server: it starts (or reuses) the keeper and waits for its heartbeat to say
 // connected. The keeper's activity is a fake here; the real one is covered in tunnel.test.ts.
 
 const keyring = Keyring.forTests('tunnel-ensure');
 const log = createLogger('test-tunnel-ensure');
-let bundle: WorkflowBundleWithSourceMap;
-let client: Client;
-let connection: NativeConnection;
+const env = useWorkflowTestEnv(keyring);
 
-beforeAll(async () => {
-  bundle = await bundleWorkflows();
-  client = await testClient(keyring);
-  connection = await NativeConnection.connect({ address: testStack().temporalAddress });
-});
-
-afterAll(async () => {
-  await connection?.close();
-  await client?.connection.close();
-});
-
-function specFor(tunnelId: string): TunnelSpec {
-  return {
-    tunnelId,
-    ssh: { address: '10.213.250.2', port: 22, credential: { username: 'cloudroot', password: sealSecret(keyring, 'unused') } },
-    bind: { address: '127.0.0.1', port: 18086 },
-    target: { host: '127.0.0.1', port: 8086 },
-    timing: { heartbeatMs: 500, maxBackoffMs: 300 },
-  };
-}
+const specFor = (tunnelId: string): TunnelSpec => fakeTunnelSpec(keyring, tunnelId, '10.213.250.2', { heartbeatMs: 500, maxBackoffMs: 300 });
 
 type Hold = (spec: TunnelSpec, opts?: { leaseMs?: number }) => Promise<TunnelStats>;
 
@@ -65,9 +42,9 @@ const holdsConnected = (calls: string[]): Hold => async (spec) => {
 async function withTunnelWorker<T>(hold: Hold, fn: (taskQueue: string) => Promise<T>): Promise<T> {
   const taskQueue = uniqueName('tunnels');
   const worker = await Worker.create({
-    connection,
+    connection: env.connection,
     taskQueue,
-    workflowBundle: bundle,
+    workflowBundle: env.bundle,
     activities: { holdReverseForward: hold },
     dataConverter: dataConverterFor(keyring),
     maxHeartbeatThrottleInterval: '200ms',
@@ -77,13 +54,13 @@ async function withTunnelWorker<T>(hold: Hold, fn: (taskQueue: string) => Promis
 }
 
 function runEnsure(taskQueue: string, spec: TunnelSpec, connectDeadlineMs: number): Promise<TunnelStats> {
-  const env = new MockActivityEnvironment();
-  const activity = ensureTunnel({ temporal: { client, tunnelTaskQueue: taskQueue }, log });
-  return env.run(activity, spec, { connectDeadlineMs, pollMs: 100 }) as Promise<TunnelStats>;
+  const mock = new MockActivityEnvironment();
+  const activity = ensureTunnel({ temporal: { client: env.client, tunnelTaskQueue: taskQueue }, log });
+  return mock.run(activity, spec, { connectDeadlineMs, pollMs: 100 }) as Promise<TunnelStats>;
 }
 
 async function stop(tunnelId: string) {
-  const handle = client.workflow.getHandle(workflowIds.tunnel(tunnelId));
+  const handle = env.client.workflow.getHandle(workflowIds.tunnel(tunnelId));
   await handle.executeUpdate(stopTunnelUpdate);
   await handle.result();
 }
@@ -99,7 +76,7 @@ test('starts the keeper once, waits for connected, and reuses the running keeper
     const again = await runEnsure(taskQueue, specFor(tunnelId), 20_000);
     expect(again.connected).toBe(true);
     expect(calls).toHaveLength(1);
-    const d = await client.workflow.getHandle(workflowIds.tunnel(tunnelId)).describe();
+    const d = await env.client.workflow.getHandle(workflowIds.tunnel(tunnelId)).describe();
     expect(d.runId).toBe(calls[0]);
     expect(d.typedSearchAttributes.get(TunnelIdKey)).toBe(tunnelId);
     await stop(tunnelId);
@@ -119,7 +96,7 @@ test('gives up at the deadline with the keeper\'s last failure', async () => {
     expect(f.nonRetryable).toBe(true);
     expect(f.message).toMatch(/not connected within 2000 ms \(state reconnecting, attempt \d+\): .*remote port forwarding failed/);
     // The keeper keeps trying after ensureTunnel gave up: the tunnel heals when the host does.
-    expect((await client.workflow.getHandle(workflowIds.tunnel(tunnelId)).describe()).status.name).toBe('RUNNING');
+    expect((await env.client.workflow.getHandle(workflowIds.tunnel(tunnelId)).describe()).status.name).toBe('RUNNING');
     await stop(tunnelId);
   });
 });

@@ -1,4 +1,6 @@
-import type { TunnelStats } from '../../workflows/contracts';
+import type { Keyring } from '../../lib/keyring';
+import { sealSecret } from '../../lib/sealed-secret';
+import type { TunnelSpec, TunnelStats } from '../../workflows/contracts';
 
 /** What a connected forward heartbeats; for fake holdReverseForward activities. */
 export function connectedStats(boundPort: number, attempt: number, connectedSinceMs = Date.now()): TunnelStats {
@@ -11,5 +13,16 @@ export function connectedStats(boundPort: number, attempt: number, connectedSinc
     bytesOut: 0,
     connectedSinceMs,
     reconnects: attempt - 1,
+  };
+}
+
+/** A keeper spec whose SSH side is never dialled (the hold activity is a fake). */
+export function fakeTunnelSpec(keyring: Keyring, tunnelId: string, sshAddress: string, timing: TunnelSpec['timing']): TunnelSpec {
+  return {
+    tunnelId,
+    ssh: { address: sshAddress, port: 22, credential: { username: 'cloudroot', password: sealSecret(keyring, 'unused') } },
+    bind: { address: '127.0.0.1', port: 18086 },
+    target: { host: '127.0.0.1', port: 8086 },
+    timing,
   };
 }

@@ -1,9 +1,7 @@
 import { Context } from '@temporalio/activity';
-import type { Client } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
-import { NativeConnection, Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import { Worker } from '@temporalio/worker';
 import { Keyring } from '../../lib/keyring';
-import { sealSecret } from '../../lib/sealed-secret';
 import { dataConverterFor } from '../../lib/temporal';
 import { tunnelStatus } from '../../activities/tunnel/describe';
 import type { TunnelActivities } from '../../activities/tunnel';
@@ -11,38 +9,17 @@ import { workflowIds, type TunnelSpec, type TunnelStats } from '../../workflows/
 import { restartTunnelUpdate, stopTunnelUpdate, tunnelStatusQuery } from '../../workflows/messages';
 import { TunnelIdKey } from '../../workflows/search-attributes';
 import type { KeeperStatus, tunnelKeeper } from '../../workflows/tunnel-keeper';
-import { eventually, testClient, testStack, uniqueName } from '../support/stack';
-import { bundleWorkflows } from '../../apps/worker/bundle';
-import { connectedStats } from '../support/fake-tunnel';
+import { eventually, uniqueName } from '../support/stack';
+import { connectedStats, fakeTunnelSpec } from '../support/fake-tunnel';
+import { useWorkflowTestEnv } from '../support/workflow-env';
 
 // The keeper against a real dev server with a fake holdReverseForward: what matters here is the
 // workflow's loop, retries, messages and continue-as-new, not SSH.
 
 const keyring = Keyring.forTests('tunnel-keeper');
-let bundle: WorkflowBundleWithSourceMap;
-let client: Client;
-let connection: NativeConnection;
+const env = useWorkflowTestEnv(keyring);
 
-beforeAll(async () => {
-  bundle = await bundleWorkflows();
-  client = await testClient(keyring);
-  connection = await NativeConnection.connect({ address: testStack().temporalAddress });
-});
-
-afterAll(async () => {
-  await connection?.close();
-  await client?.connection.close();
-});
-
-function specFor(tunnelId: string): TunnelSpec {
-  return {
-    tunnelId,
-    ssh: { address: '10.213.250.1', port: 22, credential: { username: 'cloudroot', password: sealSecret(keyring, 'unused') } },
-    bind: { address: '127.0.0.1', port: 18086 },
-    target: { host: '127.0.0.1', port: 8086 },
-    timing: { heartbeatMs: 200, maxBackoffMs: 300 },
-  };
-}
+const specFor = (tunnelId: string): TunnelSpec => fakeTunnelSpec(keyring, tunnelId, '10.213.250.1', { heartbeatMs: 200, maxBackoffMs: 300 });
 
 type Plan = (attempt: number, call: number) => 'fail' | 'hold';
 
@@ -82,9 +59,9 @@ function fakeHold(plan: Plan): Fake {
 async function withKeeperWorker<T>(fake: Fake, fn: (taskQueue: string) => Promise<T>): Promise<T> {
   const taskQueue = uniqueName('tunnel-keeper');
   const worker = await Worker.create({
-    connection,
+    connection: env.connection,
     taskQueue,
-    workflowBundle: bundle,
+    workflowBundle: env.bundle,
     activities: fake.activities,
     dataConverter: dataConverterFor(keyring),
     // Cancellation reaches an activity with a heartbeat response; the default throttle (0.8 × heartbeatTimeout) is slower.
@@ -100,7 +77,7 @@ async function startKeeper(
   options: { leaseMs?: number; leasesPerRun?: number } = {},
   withSearchAttribute = true,
 ) {
-  return client.workflow.start<typeof tunnelKeeper>('tunnelKeeper', {
+  return env.client.workflow.start<typeof tunnelKeeper>('tunnelKeeper', {
     args: [specFor(tunnelId), { leases: 0 }, { leaseMs: 60_000, ...options }],
     taskQueue,
     workflowId: workflowIds.tunnel(tunnelId),
@@ -115,7 +92,7 @@ test('reconnects after retryable failures and reports connected with the attempt
     const tunnelId = uniqueName('reconnect');
     const handle = await startKeeper(taskQueue, tunnelId);
     const status = await eventually(async () => {
-      const s = await tunnelStatus(client, tunnelId);
+      const s = await tunnelStatus(env.client, tunnelId);
       return s.state === 'connected' ? s : undefined;
     });
     expect(status.attempt).toBe(3);
@@ -135,7 +112,7 @@ test('stop update cancels the activity, waits for it to end, and completes the w
     const tunnelId = uniqueName('stop');
     // Started without the search attribute: the keeper upserts it itself.
     const handle = await startKeeper(taskQueue, tunnelId, {}, false);
-    await eventually(async () => (await tunnelStatus(client, tunnelId)).state === 'connected');
+    await eventually(async () => (await tunnelStatus(env.client, tunnelId)).state === 'connected');
     expect((await handle.describe()).typedSearchAttributes.get(TunnelIdKey)).toBe(tunnelId);
 
     const reply = await handle.executeUpdate(stopTunnelUpdate);
@@ -145,7 +122,7 @@ test('stop update cancels the activity, waits for it to end, and completes the w
     expect(fake.calls[0].ended).toBe('cancelled');
     await handle.result();
     expect((await handle.describe()).status.name).toBe('COMPLETED');
-    expect((await tunnelStatus(client, tunnelId)).state).toBe('stopped');
+    expect((await tunnelStatus(env.client, tunnelId)).state).toBe('stopped');
   });
 });
 
@@ -154,10 +131,10 @@ test('restart update cancels the current activity and starts a new one', async (
   await withKeeperWorker(fake, async (taskQueue) => {
     const tunnelId = uniqueName('restart');
     const handle = await startKeeper(taskQueue, tunnelId);
-    await eventually(async () => (await tunnelStatus(client, tunnelId)).state === 'connected');
+    await eventually(async () => (await tunnelStatus(env.client, tunnelId)).state === 'connected');
 
     expect(await handle.executeUpdate(restartTunnelUpdate)).toEqual({ restarted: true });
-    await eventually(async () => fake.calls.length === 2 && (await tunnelStatus(client, tunnelId)).state === 'connected');
+    await eventually(async () => fake.calls.length === 2 && (await tunnelStatus(env.client, tunnelId)).state === 'connected');
     expect(fake.calls[0].ended).toBe('cancelled');
     expect(fake.calls[1].activityId).not.toBe(fake.calls[0].activityId);
     expect(fake.calls[1].attempt).toBe(1);
@@ -177,16 +154,16 @@ test('continues as new after N leases under the same workflow id, carrying the l
     const firstRunId = handle.firstExecutionRunId;
     // Two runs of two leases each, then we look at the third run.
     const later = await eventually(async () => {
-      const d = await client.workflow.getHandle(workflowIds.tunnel(tunnelId)).describe();
+      const d = await env.client.workflow.getHandle(workflowIds.tunnel(tunnelId)).describe();
       if (d.runId === firstRunId || d.status.name !== 'RUNNING') return undefined;
-      const q = (await client.workflow.getHandle(workflowIds.tunnel(tunnelId)).query(tunnelStatusQuery)) as KeeperStatus;
+      const q = (await env.client.workflow.getHandle(workflowIds.tunnel(tunnelId)).query(tunnelStatusQuery)) as KeeperStatus;
       return q.leases >= 4 ? { d, q } : undefined;
     });
     expect(later.d.workflowId).toBe(workflowIds.tunnel(tunnelId));
     expect(later.d.typedSearchAttributes.get(TunnelIdKey)).toBe(tunnelId);
     expect(fake.calls.filter((c) => c.ended === 'lease').length).toBeGreaterThanOrEqual(4);
 
-    const latest = client.workflow.getHandle(workflowIds.tunnel(tunnelId));
+    const latest = env.client.workflow.getHandle(workflowIds.tunnel(tunnelId));
     expect(await latest.executeUpdate(stopTunnelUpdate)).toEqual({ stopped: true });
     await latest.result();
   });
@@ -205,7 +182,7 @@ test('a non-retryable failure (e.g. AuthFailed) ends the keeper and the status s
     const tunnelId = uniqueName('auth');
     const handle = await startKeeper(taskQueue, tunnelId);
     await expect(handle.result()).rejects.toThrow();
-    const status = await tunnelStatus(client, tunnelId);
+    const status = await tunnelStatus(env.client, tunnelId);
     expect(status.state).toBe('stopped');
     expect(status.lastFailure).toContain('authentication failed');
   });
