@@ -4,7 +4,7 @@ import { createWriteStream, mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
-import { freePort, waitFor } from '../../apps/devstack/processes';
+import { freePort, stopChild, waitFor } from '../../apps/devstack/processes';
 import { startInfluxd, startTemporalDevServer, type InfluxServer, type TemporalDevServer } from '../../apps/devstack/services';
 import { ensureToolchain, repoRoot, type Toolchain } from '../../apps/devstack/toolchain';
 import { Keyring } from '../../lib/keyring';
@@ -132,18 +132,11 @@ export function spawnTs(name: string, entry: string, env: NodeJS.ProcessEnv, log
   child.stdout!.pipe(log);
   child.stderr!.pipe(log);
   child.on('error', () => undefined);
-  const exited = new Promise<void>((r) => child.once('exit', () => r()));
   if (!child.pid) throw new Error(`${name}: could not start`);
   return {
     pid: child.pid,
     child,
-    async stop() {
-      if (child.exitCode !== null || child.signalCode !== null) return;
-      child.kill('SIGTERM');
-      const t = setTimeout(() => child.kill('SIGKILL'), 15_000);
-      await exited;
-      clearTimeout(t);
-    },
+    stop: () => stopChild(child, 15_000),
   };
 }
 
@@ -168,17 +161,10 @@ export async function startWorkerProcess(cleanup: Cleanup, stack: BenchStack, na
   child.stderr!.pipe(log);
   child.on('error', () => undefined);
   if (!child.pid) throw new Error(`${name}: could not start`);
-  const exited = new Promise<void>((r) => child.once('exit', () => r()));
   const w: WorkerProcess = {
     pid: child.pid,
     child,
-    async stop() {
-      if (child.exitCode !== null || child.signalCode !== null) return;
-      child.kill('SIGTERM');
-      const t = setTimeout(() => child.kill('SIGKILL'), 15_000);
-      await exited;
-      clearTimeout(t);
-    },
+    stop: () => stopChild(child, 15_000),
     memoryAfterGc: () =>
       new Promise((resolve, reject) => {
         const t = setTimeout(() => reject(new Error(`${name}: no memory answer`)), 30_000);

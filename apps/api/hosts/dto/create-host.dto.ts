@@ -1,33 +1,20 @@
-import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
+import { ApiPropertyOptional } from '@nestjs/swagger';
 import { Transform, Type } from 'class-transformer';
-import { IsIn, IsInt, IsIP, IsObject, IsOptional, IsString, IsUrl, Matches, Max, MaxLength, Min, ValidateNested } from 'class-validator';
-import { Check, FINGERPRINT_PATTERN, HOST_ID_PATTERN, IsHostAddress, IsLabelMap, LABEL_KEY_PATTERN, LABEL_VALUE_PATTERN, MAX_LABELS, OnlyWhen } from '../../common/validators';
+import { IsIn, IsIP, IsObject, IsOptional, IsString, IsUrl, Matches, MaxLength, ValidateNested } from 'class-validator';
+import { Check, FINGERPRINT_PATTERN, HOST_ID_PATTERN, IsLabelMap, LABEL_KEY_PATTERN, LABEL_VALUE_PATTERN, MAX_LABELS, OnlyWhen } from '../../common/validators';
 import { BastionDto } from './bastion.dto';
-import { SshLoginDto } from './ssh-login.dto';
+import { SshEndpointDto } from './ssh-endpoint.dto';
 
 export const DATA_PATHS = ['direct', 'tunnel', 'proxy'] as const;
 export type DataPathKind = (typeof DATA_PATHS)[number];
 export const AGENT_MODES = ['artifact', 'repo'] as const;
 
-export class CreateHostDto extends SshLoginDto {
+export class CreateHostDto extends SshEndpointDto {
   @ApiPropertyOptional({ description: 'Defaults to one derived from address and port.', pattern: HOST_ID_PATTERN.source, example: 'web-1' })
   @IsOptional()
   @IsString()
   @Matches(HOST_ID_PATTERN, { message: 'hostId must match $constraint1' })
   hostId?: string;
-
-  @ApiProperty({ description: 'IPv4, IPv6 or DNS name of the host as the controller (or bastion) reaches it', maxLength: 253, example: '10.213.1.5' })
-  @IsString()
-  @MaxLength(253)
-  @IsHostAddress()
-  address!: string;
-
-  @ApiPropertyOptional({ minimum: 1, maximum: 65535, default: 22 })
-  @IsOptional()
-  @IsInt()
-  @Min(1)
-  @Max(65535)
-  port: number = 22;
 
   @ApiPropertyOptional({ type: () => BastionDto, description: 'Jump host for the control path; the proxy host for dataPath "proxy".' })
   @IsOptional()
