@@ -208,13 +208,18 @@ describeFleet('Ansible activities on fleet hosts', () => {
     expect(await mustExec(fleet, reach, 'cat /etc/telegraf/telegraf.conf')).toContain('host_id = "ansible-renamed"');
   });
 
-  it('reaches a private host through its bastion with the pinned key', async () => {
-    const via: SshTarget = {
+  /** The bastion as a jump host: its bootstrap login, its key pinned. */
+  async function bastionTarget(): Promise<SshTarget> {
+    return {
       address: bastion.address,
       port: bastion.sshPort,
       hostKeySha256: await fleet.hostKeySha256(bastion),
       credential: { username: bastion.bootstrapUser, password: sealSecret(keyring, bastion.bootstrapPassword) },
     };
+  }
+
+  it('reaches a private host through its bastion with the pinned key', async () => {
+    const via = await bastionTarget();
     const privTarget = await makeServiceUser(fleet, priv, via);
     const activities = createAnsibleActivities(deps());
     const summary = await activities.installAgent({
@@ -237,12 +242,7 @@ describeFleet('Ansible activities on fleet hosts', () => {
     const activities = createAnsibleActivities(deps());
     // A file where the role wants its config directory.
     await mustExec(fleet, priv, 'rm -rf /etc/telegraf && touch /etc/telegraf');
-    const via: SshTarget = {
-      address: bastion.address,
-      port: bastion.sshPort,
-      hostKeySha256: await fleet.hostKeySha256(bastion),
-      credential: { username: bastion.bootstrapUser, password: sealSecret(keyring, bastion.bootstrapPassword) },
-    };
+    const via = await bastionTarget();
     const privTarget = await makeServiceUser(fleet, priv, via);
     const failed = await failureOf(
       activities.installAgent({ hostId: 'ansible-private', target: privTarget, agent: { mode: 'artifact' }, outputUrl: 'http://127.0.0.1:18086' }),
