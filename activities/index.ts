@@ -1,5 +1,5 @@
 import type { TunnelSpec } from '../workflows/contracts';
-import { influxHostPort } from '../lib/config';
+import { influxTarget } from '../lib/config';
 import type { ActivityDeps } from './deps';
 import { createSshActivities } from './ssh';
 import { createAnsibleActivities } from './ansible';
@@ -21,7 +21,8 @@ export function createActivities(deps: ActivityDeps) {
     ...createAnsibleActivities(deps),
     holdReverseForward: tunnels.holdReverseForward,
     ensureTunnel: (spec: TunnelRequest, opts: EnsureTunnelOptions) =>
-      tunnels.ensureTunnel({ ...spec, target: spec.target ?? influxHostPort(deps.influx.url) }, opts),
+      tunnels.ensureTunnel({ ...spec, target: spec.target ?? influxTarget(deps.influx.url) }, opts),
+    releaseTunnel: tunnels.releaseTunnel,
     verifyMetrics: verifyMetrics(deps),
     workerInfo,
   };

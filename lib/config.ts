@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { Keyring } from './keyring';
 
 /**
@@ -6,7 +7,14 @@ import { Keyring } from './keyring';
  */
 export interface AppConfig {
   temporal: { address: string; namespace: string; onboardingTaskQueue: string; tunnelTaskQueue: string; tls: boolean };
-  influx: { url: string; token: string; org: string; bucket: string };
+  influx: {
+    url: string;
+    token: string;
+    org: string;
+    bucket: string;
+    /** PEM of the CA that signs an https InfluxDB's certificate (INFLUX_CA_FILE); the system's CAs otherwise. */
+    ca?: string;
+  };
   keyring: Keyring;
   api: {
     host: string;
@@ -72,6 +80,19 @@ export function parseApiTokens(spec: string): Map<string, ApiRole> {
   return tokens;
 }
 
+function influxCa(env: Env): { ca?: string } {
+  const file = env.INFLUX_CA_FILE?.trim();
+  if (!file) return {};
+  let pem: string;
+  try {
+    pem = readFileSync(file, 'utf8');
+  } catch (e) {
+    throw new ConfigError(`INFLUX_CA_FILE=${file} cannot be read: ${(e as Error).message}`);
+  }
+  if (!pem.includes('-----BEGIN CERTIFICATE-----')) throw new ConfigError(`INFLUX_CA_FILE=${file} holds no PEM certificate`);
+  return { ca: pem };
+}
+
 export function loadConfig(env: Env = process.env): AppConfig {
   const keysSpec = env.AO_MASTER_KEYS?.trim();
   if (!keysSpec) throw new ConfigError('AO_MASTER_KEYS is required (e.g. "k1:$(openssl rand -base64 32)")');
@@ -94,6 +115,7 @@ export function loadConfig(env: Env = process.env): AppConfig {
       token: str(env, 'INFLUX_TOKEN', 'telegraf:telegraf'),
       org: str(env, 'INFLUX_ORG', 'agent-onboarding'),
       bucket: str(env, 'INFLUX_BUCKET', 'telegraf/autogen'),
+      ...influxCa(env),
     },
     keyring,
     api: {
@@ -105,6 +127,12 @@ export function loadConfig(env: Env = process.env): AppConfig {
     },
     telegrafArtifact: env.TELEGRAF_PATH?.trim() || undefined,
   };
+}
+
+/** Where a tunnel delivers for an InfluxDB URL: host, port, and TLS when the URL is https. */
+export function influxTarget(url: string): { host: string; port: number; tls?: boolean } {
+  const hp = influxHostPort(url);
+  return new URL(url).protocol === 'https:' ? { ...hp, tls: true } : hp;
 }
 
 /** host:port of an InfluxDB URL (what the tunnel keeper connects forwarded streams to). */

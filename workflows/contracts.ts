@@ -44,7 +44,9 @@ export interface SshTarget {
 export type DataPath =
   | { kind: 'direct'; influxUrl: string } // the host writes to InfluxDB itself, at this URL as it sees it
   | { kind: 'tunnel' } // a remote forward on the host carries its writes
-  | { kind: 'proxy'; proxy: SshTarget; bindAddress: string }; // a forward on a proxy host of its private network
+  // A forward on a proxy host of its private network. Without bindAddress the forward binds the proxy's address
+  // as the host sees it (the peer address of the control session, captured by the probe).
+  | { kind: 'proxy'; proxy: SshTarget; bindAddress?: string };
 
 export interface AgentOptions {
   mode: 'artifact' | 'repo';
@@ -79,12 +81,27 @@ export interface ProbeResult {
   /** The jump host's key, captured (TOFU) or checked on the way. */
   viaHostKeySha256?: string;
   facts: HostFacts;
+  /**
+   * The address the host sees the control session come from (first field of its SSH_CONNECTION): through a
+   * bastion, the bastion's address on the private network — where a proxy forward must listen.
+   */
+  peerAddress?: string;
 }
 
 export interface CloudrootResult {
   username: string;
   publicKey: string;
   privateKey: SealedSecret;
+}
+
+/** A key pair that may only hold one remote forward (authorized_keys: restrict,port-forwarding,permitlisten=…). */
+export interface ForwardKeyResult {
+  /** The login the key is authorized for (cloudroot on the host, or the bastion login on a proxy). */
+  username: string;
+  publicKey: string;
+  privateKey: SealedSecret;
+  /** The permitlisten value: the only address:port the key may listen on. */
+  permitListen: string;
 }
 
 export interface AgentInstallSummary {
@@ -103,7 +120,10 @@ export interface VerifyResult {
   lastPointAtMs: number;
 }
 
-export type StepName = 'probe' | 'cloudroot' | 'install-agent' | 'tunnel' | 'verify';
+export type StepName = 'probe' | 'cloudroot' | 'forward-key' | 'install-agent' | 'tunnel' | 'verify';
+
+/** Which SSH server of a target a failure, an approval or new credentials are about. */
+export type SshHop = 'target' | 'bastion';
 
 export interface StepRecord {
   step: StepName;
@@ -121,8 +141,12 @@ export interface OnboardingStatus {
   steps: StepRecord[];
   facts?: HostFacts;
   hostKeySha256?: string;
+  /** The bastion's pinned key (control path through a bastion). */
+  bastionHostKeySha256?: string;
   /** The key seen when a mismatch stopped us, for approval. */
   offeredHostKeySha256?: string;
+  /** Which hop the waiting phase (needs-credentials, needs-host-key-approval) is about. */
+  waitingOn?: SshHop;
   cloudrootUser?: string;
   tunnelId?: string;
   agent?: AgentInstallSummary;
@@ -138,8 +162,8 @@ export interface TunnelSpec {
   ssh: SshTarget;
   /** Address and port the forward listens on, on that host. */
   bind: { address: string; port: number };
-  /** Where the controller sends what arrives (InfluxDB). */
-  target: { host: string; port: number };
+  /** Where the controller sends what arrives (InfluxDB); `tls` when InfluxDB's URL is https. */
+  target: { host: string; port: number; tls?: boolean };
   timing?: {
     keepaliveIntervalMs?: number;
     keepaliveCountMax?: number;
@@ -191,6 +215,31 @@ export type FailureType = (typeof FailureType)[keyof typeof FailureType];
 
 /** Memo key under which onboardHost publishes its OnboardingStatus, so `describe` alone can answer readers. */
 export const STATUS_MEMO_KEY = 'status';
+
+/** `{ sealed: 'v1.…' | 'v2.…' }` as lib/sealed-secret.ts writes it. Checked where secrets enter a workflow. */
+const SEALED_PATTERN = /^v[12]\.[A-Za-z0-9_.-]{1,32}(\.[A-Za-z0-9_-]+){2,3}$/;
+
+export function isSealedSecret(value: unknown): value is SealedSecret {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return false;
+  const keys = Object.keys(value);
+  return keys.length === 1 && keys[0] === 'sealed' && typeof (value as SealedSecret).sealed === 'string' && SEALED_PATTERN.test((value as SealedSecret).sealed);
+}
+
+/** Why a credential handed to a workflow is unusable, or null: a user name and exactly one sealed secret. */
+export function credentialProblem(c: unknown): string | null {
+  if (typeof c !== 'object' || c === null) return 'a credential object is required';
+  const cred = c as Record<string, unknown>;
+  const allowed = new Set(['username', 'password', 'privateKey', 'passphrase']);
+  const unknown = Object.keys(cred).filter((k) => !allowed.has(k));
+  if (unknown.length > 0) return `unknown credential field(s): ${unknown.join(', ')}`;
+  if (typeof cred.username !== 'string' || !/^[A-Za-z_][A-Za-z0-9_.-]{0,31}$/.test(cred.username)) return 'a valid username is required';
+  if ((cred.password === undefined) === (cred.privateKey === undefined)) return 'exactly one of password or privateKey is required';
+  for (const k of ['password', 'privateKey', 'passphrase'] as const) {
+    if (cred[k] !== undefined && !isSealedSecret(cred[k])) return `${k} must be sealed (send it through the API, which seals it)`;
+  }
+  if (cred.passphrase !== undefined && cred.privateKey === undefined) return 'passphrase is only valid with privateKey';
+  return null;
+}
 
 export const workflowIds = {
   onboarding: (hostId: string) => `onboard/${hostId}`,

@@ -13,7 +13,7 @@ import {
 } from '@temporalio/workflow';
 import type { TunnelActivities } from '../activities/tunnel';
 import type { TunnelSpec, TunnelStatus } from './contracts';
-import { restartTunnelUpdate, stopTunnelUpdate, tunnelStatusQuery } from './messages';
+import { detachTunnelHostUpdate, restartTunnelUpdate, stopTunnelUpdate, tunnelStatusQuery, updateTunnelSpecUpdate } from './messages';
 import { TunnelIdKey } from './search-attributes';
 
 /**
@@ -26,8 +26,12 @@ import { TunnelIdKey } from './search-attributes';
 export interface TunnelKeeperState {
   /** Leases completed over all runs (carried through continue-as-new). */
   leases: number;
+  /**
+   * The hosts whose metrics use this tunnel (attach on updateSpec, detach on detachHost); the keeper stops with
+   * its last host. Absent for keepers started before hosts were counted: they never stop by themselves.
+   */
+  hosts?: string[];
 }
-
 export interface TunnelKeeperOptions {
   /** How long one activity holds the forward before handing over to the next; default 1 h. */
   leaseMs?: number;
@@ -47,16 +51,10 @@ export const KEEPER_DEFAULTS = {
 /** What the status query returns: TunnelStatus plus the lease count (the API may show it). */
 export type KeeperStatus = TunnelStatus & { leases: number };
 
-export async function tunnelKeeper(
-  spec: TunnelSpec,
-  state: TunnelKeeperState = { leases: 0 },
-  options: TunnelKeeperOptions = {},
-): Promise<void> {
-  const leaseMs = options.leaseMs ?? KEEPER_DEFAULTS.leaseMs;
-  const leasesPerRun = options.leasesPerRun ?? KEEPER_DEFAULTS.leasesPerRun;
+/** The activity as this spec wants it run (its timing shapes the timeouts and the backoff). */
+function holdActivity(spec: TunnelSpec, leaseMs: number) {
   const heartbeatMs = spec.timing?.heartbeatMs;
-
-  const { holdReverseForward } = proxyActivities<TunnelActivities>({
+  return proxyActivities<TunnelActivities>({
     startToCloseTimeout: leaseMs + KEEPER_DEFAULTS.leaseMarginMs,
     // A dead worker is noticed after this and the forward moves to another worker.
     heartbeatTimeout: heartbeatMs ? 3 * heartbeatMs : KEEPER_DEFAULTS.heartbeatTimeoutMs,
@@ -69,7 +67,23 @@ export async function tunnelKeeper(
       // maximumAttempts unset = forever: a tunnel keeps trying until stopped (the SDK rejects 0).
     },
     summary: `forward ${spec.bind.address}:${spec.bind.port} on ${spec.ssh.address} to ${spec.target.host}:${spec.target.port}`,
-  });
+  }).holdReverseForward;
+}
+
+/** Whether a spec changes what the forward does. Each onboarding issues a new forward key, so its spec always differs. */
+function sameSpec(a: TunnelSpec, b: TunnelSpec): boolean {
+  return JSON.stringify(a) === JSON.stringify(b);
+}
+
+export async function tunnelKeeper(
+  initialSpec: TunnelSpec,
+  state: TunnelKeeperState = { leases: 0 },
+  options: TunnelKeeperOptions = {},
+): Promise<void> {
+  const leaseMs = options.leaseMs ?? KEEPER_DEFAULTS.leaseMs;
+  const leasesPerRun = options.leasesPerRun ?? KEEPER_DEFAULTS.leasesPerRun;
+  let spec = initialSpec;
+  const hosts: string[] | undefined = state.hosts ? [...state.hosts] : undefined;
 
   if (workflowInfo().typedSearchAttributes.get(TunnelIdKey) !== spec.tunnelId) {
     upsertSearchAttributes([{ key: TunnelIdKey, value: spec.tunnelId }]);
@@ -96,19 +110,63 @@ export async function tunnelKeeper(
     return { stopped: true as const };
   });
 
+  /** Ends the current hold; done when a fresh one has started (or the run ends and the next starts fresh anyway). */
+  const restartHold = async () => {
+    const seen = holds;
+    restartPending = true;
+    current?.cancel();
+    await condition(() => holds > seen || closing);
+  };
+  const notStopping = () => {
+    if (stopRequested) throw new Error(`tunnel ${spec.tunnelId} is stopping`);
+  };
+
   setHandler(
     restartTunnelUpdate,
     async () => {
-      const seen = holds;
-      restartPending = true;
-      current?.cancel();
-      // Done when a fresh hold has started (or the run ends and the next run starts fresh anyway).
-      await condition(() => holds > seen || closing);
+      await restartHold();
       return { restarted: true as const };
     },
+    { validator: notStopping },
+  );
+
+  setHandler(
+    updateTunnelSpecUpdate,
+    async ({ spec: next, hostId }) => {
+      if (hostId && hosts && !hosts.includes(hostId)) hosts.push(hostId);
+      const changed = !sameSpec(spec, next);
+      if (changed) {
+        spec = next;
+        log.info('tunnel spec updated; restarting the forward', { tunnelId: spec.tunnelId, hostId });
+        await restartHold();
+      }
+      return { changed, hosts: hosts?.length ?? -1 };
+    },
     {
-      validator: () => {
-        if (stopRequested) throw new Error(`tunnel ${spec.tunnelId} is stopping`);
+      validator: (arg) => {
+        notStopping();
+        if (!arg?.spec || arg.spec.tunnelId !== spec.tunnelId) throw new Error(`a spec for tunnel ${spec.tunnelId} is required`);
+        if (!arg.spec.ssh?.address || !arg.spec.bind?.port || !arg.spec.target?.host) throw new Error('the spec needs ssh, bind and target');
+      },
+    },
+  );
+
+  setHandler(
+    detachTunnelHostUpdate,
+    async ({ hostId }) => {
+      if (!hosts) return { remaining: -1, stopping: false };
+      const i = hosts.indexOf(hostId);
+      if (i >= 0) hosts.splice(i, 1);
+      if (hosts.length > 0) return { remaining: hosts.length, stopping: false };
+      log.info('last host detached; stopping the tunnel', { tunnelId: spec.tunnelId, hostId });
+      stopRequested = true;
+      current?.cancel();
+      await condition(() => current === undefined);
+      return { remaining: 0, stopping: true };
+    },
+    {
+      validator: (arg) => {
+        if (typeof arg?.hostId !== 'string' || arg.hostId.length === 0) throw new Error('hostId is required');
       },
     },
   );
@@ -121,7 +179,9 @@ export async function tunnelKeeper(
       holds++;
       restartPending = false;
       try {
-        await scope.run(() => holdReverseForward(spec, { leaseMs }));
+        const holdReverseForward = holdActivity(spec, leaseMs);
+        const held = spec;
+        await scope.run(() => holdReverseForward(held, { leaseMs }));
         leases++;
         leasesThisRun++;
       } catch (err) {
@@ -142,5 +202,5 @@ export async function tunnelKeeper(
   }
 
   if (stopRequested) return;
-  await continueAsNew<typeof tunnelKeeper>(spec, { leases }, options);
+  await continueAsNew<typeof tunnelKeeper>(spec, { leases, ...(hosts ? { hosts } : {}) }, options);
 }

@@ -6,6 +6,7 @@ import { FailureType } from '../../workflows/contracts';
 import type { ActivityDeps } from '../deps';
 import { dialSsh, type SshSession } from './dialer';
 import { authFailed, cloudrootFailed, invalidInput, tail, type Endpoint } from './errors';
+import { FORWARD_KEY_TAG_PREFIX } from './forward-key';
 import { shellQuote } from './shell';
 
 export const USERNAME_PATTERN = /^[a-z_][a-z0-9_-]{0,31}$/;
@@ -23,7 +24,8 @@ export const GATE_TRIPPED = 97;
 /**
  * The remote script (bash, run as root). The user name and public key are validated and single-quoted as
  * data; the script is sent on stdin, so nothing of it is in any process's argv. Idempotent: every run
- * converges to the same user, exactly the newest key, and the same validated sudoers drop-in.
+ * converges to the same user, exactly the newest key (plus the tunnels' forward-only keys), and the same
+ * validated sudoers drop-in.
  */
 export function cloudrootScript(username: string, publicKey: string): string {
   if (!USERNAME_PATTERN.test(username)) throw new Error('invalid username');
@@ -48,6 +50,10 @@ G=$(id -gn "$U")
 install -d -m 0700 -o "$U" -g "$G" "$H/.ssh"
 KT=$(mktemp "$H/.ssh/.authorized_keys.XXXXXX")
 printf '%s\\n' "$KEY" > "$KT"
+# Forward-only keys of tunnels (see forward-key.ts) stay until their keeper holds a new one.
+if [ -f "$H/.ssh/authorized_keys" ] && [ ! -L "$H/.ssh/authorized_keys" ]; then
+  awk -v p=${shellQuote(FORWARD_KEY_TAG_PREFIX)} 'index($NF, p) == 1 && $1 ~ /^restrict,port-forwarding,permitlisten=/' "$H/.ssh/authorized_keys" >> "$KT"
+fi
 chown "$U:$G" "$KT"
 chmod 0600 "$KT"
 mv -f "$KT" "$H/.ssh/authorized_keys"

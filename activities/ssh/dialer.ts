@@ -5,7 +5,8 @@ import { Client, utils, type ClientChannel, type ConnectConfig } from 'ssh2';
 import type { Keyring } from '../../lib/keyring';
 import type { Logger } from '../../lib/logging';
 import { unsealSecret } from '../../lib/sealed-secret';
-import type { SealedSecret, SshCredential, SshTarget } from '../../workflows/contracts';
+import { ApplicationFailure } from '@temporalio/common';
+import { FailureType, type SealedSecret, type SshCredential, type SshTarget } from '../../workflows/contracts';
 import {
   authFailed, describeKeyError, hostUnreachable, invalidInput, mapSshError, type Endpoint, type Hop,
 } from './errors';
@@ -134,7 +135,7 @@ function connectOne(
       if (settled) return;
       settled = true;
       client.destroy();
-      reject(mapSshError(err, e, mismatch));
+      reject(mapSshError(err, e, mismatch, offered?.fp));
     };
     client.on('error', (err: Error & { level?: string }) => {
       if (!settled) return fail(err);
@@ -305,8 +306,16 @@ async function dialHop(target: SshTarget, opts: DialOptions, hop: Hop, credentia
     return makeSession(target, await connectOne(target, credential, opts, hop, stream), via);
   } catch (err) {
     await via.close();
-    throw err;
+    throw withViaKey(err, via.hostKeySha256);
   }
+}
+
+/** A refused login behind a jump host also names the jump host's key, which was checked (or first seen) on the way. */
+function withViaKey(err: unknown, viaHostKeySha256: string): unknown {
+  if (!(err instanceof ApplicationFailure) || err.type !== FailureType.AuthFailed) return err;
+  const d = (Array.isArray(err.details) ? err.details[0] : undefined) as Record<string, unknown> | undefined;
+  if (!d || d.hop !== 'target') return err;
+  return ApplicationFailure.create({ type: err.type, message: err.message, nonRetryable: true, details: [{ ...d, viaHostKeySha256 }] });
 }
 
 /**

@@ -19,13 +19,26 @@ function where(e: Endpoint): string {
   return `${label}${e.address}:${e.port}`;
 }
 
-export function authFailed(e: Endpoint, reason: string): ApplicationFailure {
+/**
+ * `seen` carries the host keys the handshake showed before the login was refused, so the caller can pin them
+ * right away (trust on first use happens once, not again at the next try).
+ */
+export function authFailed(e: Endpoint, reason: string, seen: { hostKeySha256?: string; viaHostKeySha256?: string } = {}): ApplicationFailure {
   return ApplicationFailure.create({
     type: FailureType.AuthFailed,
     message: `authentication failed on ${where(e)}: ${reason}`,
     nonRetryable: true,
-    details: [{ address: e.address, port: e.port, hop: e.hop ?? 'target' }],
+    details: [{ address: e.address, port: e.port, hop: e.hop ?? 'target', ...seen }],
   });
+}
+
+/** The same failure, said of another hop (a proxy dialed on its own is the onboarding's bastion, not its host). */
+export function onHop(err: unknown, hop: Hop): unknown {
+  if (!(err instanceof ApplicationFailure) || !Array.isArray(err.details) || typeof err.details[0] !== 'object' || err.details[0] === null) return err;
+  const d = err.details[0] as Endpoint & Record<string, unknown>;
+  if (d.hop === hop) return err;
+  const message = hop === 'via' && !err.message.includes('jump host') ? err.message.replace(` on ${d.address}:`, ` on jump host ${d.address}:`) : err.message;
+  return ApplicationFailure.create({ type: err.type ?? undefined, message, nonRetryable: err.nonRetryable ?? undefined, details: [{ ...d, hop }] });
 }
 
 export function hostKeyMismatch(e: Endpoint, expected: string, offered: string): ApplicationFailure {
@@ -97,6 +110,7 @@ export function mapSshError(
   err: unknown,
   e: Endpoint,
   hostKey?: { expected: string; offered: string },
+  seenHostKeySha256?: string,
 ): ApplicationFailure {
   if (err instanceof ApplicationFailure) return err;
   if (hostKey) return hostKeyMismatch(e, hostKey.expected, hostKey.offered);
@@ -105,7 +119,7 @@ export function mapSshError(
   const level = error?.level;
   const code = typeof error?.code === 'string' ? error.code : undefined;
   if (level === 'client-authentication' || /All configured authentication methods failed/i.test(message)) {
-    return authFailed(e, 'the server rejected the credentials');
+    return authFailed(e, 'the server rejected the credentials', seenHostKeySha256 ? { hostKeySha256: seenHostKeySha256 } : {});
   }
   if (level === 'client-timeout' || /Timed out while waiting for handshake/i.test(message)) {
     return hostUnreachable(e, 'timed out waiting for the SSH handshake', 'ETIMEDOUT');

@@ -1,5 +1,6 @@
 import type { ActivityDeps } from '../deps';
 import { createCloudroot } from './cloudroot';
+import { authorizeForwardKey } from './forward-key';
 import { probeHost } from './probe';
 
 export { dialSsh, openJumpListener, scanHostKey, fingerprintSha256, normalizeFingerprint } from './dialer';
@@ -11,5 +12,6 @@ export function createSshActivities(deps: ActivityDeps) {
   return {
     probeHost: probeHost(deps),
     createCloudroot: createCloudroot(deps),
+    authorizeForwardKey: authorizeForwardKey(deps),
   };
 }

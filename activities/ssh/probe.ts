@@ -1,3 +1,4 @@
+import { isIP } from 'node:net';
 import type { ActivityDeps } from '../deps';
 import type { HostFacts, ProbeResult, SshTarget } from '../../workflows/contracts';
 import { dialSsh } from './dialer';
@@ -24,12 +25,13 @@ fi
 k cpus "$(nproc 2>/dev/null || getconf _NPROCESSORS_ONLN 2>/dev/null)"
 k mem_kib "$(sed -n 's/^MemTotal:[[:space:]]*\\([0-9]*\\).*/\\1/p' /proc/meminfo 2>/dev/null)"
 k root_kib "$(df -Pk / 2>/dev/null | awk 'NR==2 {print $2}')"
+k peer "\${SSH_CONNECTION%% *}"
 `;
 
 /** PID 1 names of real init systems; anything else (a container's sshd, a shell) means nothing supervises services. */
 const INIT_NAMES = new Set(['init', 'systemd', 'runit', 'runsvdir', 's6-svscan', 'openrc-init', 'upstart', 'busybox']);
 
-export function parseFacts(stdout: string): { facts: HostFacts; kernel: string } {
+export function parseFacts(stdout: string): { facts: HostFacts; kernel: string; peerAddress?: string } {
   const kv = new Map<string, string>();
   for (const line of stdout.split('\n')) {
     const i = line.indexOf('=');
@@ -42,8 +44,11 @@ export function parseFacts(stdout: string): { facts: HostFacts; kernel: string }
   const pid1 = kv.get('pid1') ?? '';
   const initSystem: HostFacts['initSystem'] =
     kv.get('init') === 'systemd' ? 'systemd' : INIT_NAMES.has(pid1) ? 'other' : 'none';
+  // Whatever the host says is data: only a plain IP address is taken.
+  const peer = kv.get('peer') ?? '';
   return {
     kernel: kv.get('kernel') ?? '',
+    ...(isIP(peer) ? { peerAddress: peer } : {}),
     facts: {
       hostname: kv.get('hostname') ?? '',
       os: kv.get('os') ?? '',
@@ -69,12 +74,17 @@ export function probeHost(deps: ActivityDeps) {
         // No POSIX sh (or a restricted shell): nothing we can manage with Ansible either.
         throw unsupportedOs(target, `collecting facts failed (exit ${res.code}): ${tail(res.stderr)}`, null);
       }
-      const { facts, kernel } = parseFacts(res.stdout);
+      const { facts, kernel, peerAddress } = parseFacts(res.stdout);
       const e = { address: target.address, port: target.port };
       if (kernel !== 'Linux') throw unsupportedOs(e, `kernel is "${kernel || 'unknown'}", only Linux is supported`, facts);
       if (!facts.python3) throw unsupportedOs(e, 'python3 is not installed (Ansible needs it)', facts);
       deps.log.info('probed host', { address: target.address, hostKeySha256: session.hostKeySha256, os: facts.os, arch: facts.arch });
-      return { hostKeySha256: session.hostKeySha256, viaHostKeySha256: session.viaHostKeySha256, facts };
+      return {
+        hostKeySha256: session.hostKeySha256,
+        ...(session.viaHostKeySha256 ? { viaHostKeySha256: session.viaHostKeySha256 } : {}),
+        facts,
+        ...(peerAddress ? { peerAddress } : {}),
+      };
     } finally {
       await session.close();
     }

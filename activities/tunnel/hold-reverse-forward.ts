@@ -1,4 +1,5 @@
 import net from 'node:net';
+import tls from 'node:tls';
 import { Context } from '@temporalio/activity';
 import type { ClientChannel, TcpConnectionDetails } from 'ssh2';
 import type { Keyring } from '../../lib/keyring';
@@ -28,6 +29,8 @@ const UNFORWARD_GRACE_MS = 1_000;
 export interface HoldReverseForwardDeps {
   keyring: Keyring;
   log: Logger;
+  /** The CA of an https InfluxDB (forwards to a `tls` target verify its certificate against it, or the system's). */
+  influx?: { ca?: string };
   /** The project's one SSH dialer; replaceable only so unit tests can fake a session. */
   dial?: typeof dialSsh;
 }
@@ -178,7 +181,16 @@ export function holdReverseForward(deps: HoldReverseForwardDeps) {
         }
       };
       if (closing) return safeReject();
-      const upstream = net.connect({ host: spec.target.host, port: spec.target.port });
+      // Telegraf speaks plain HTTP into the forward; an https InfluxDB gets TLS from here (certificate checked).
+      const upstream = spec.target.tls
+        ? tls.connect({
+            host: spec.target.host,
+            port: spec.target.port,
+            servername: net.isIP(spec.target.host) ? undefined : spec.target.host,
+            ...(deps.influx?.ca ? { ca: deps.influx.ca } : {}),
+          })
+        : net.connect({ host: spec.target.host, port: spec.target.port });
+      const connectEvent = spec.target.tls ? 'secureConnect' : 'connect';
       let channel: ClientChannel | undefined;
       const pipe: Pipe = {
         destroy: () => {
@@ -194,7 +206,7 @@ export function holdReverseForward(deps: HoldReverseForwardDeps) {
         safeReject();
       };
       upstream.once('error', onConnectError);
-      upstream.once('connect', () => {
+      upstream.once(connectEvent, () => {
         upstream.off('error', onConnectError);
         if (closing) {
           pipes.delete(pipe);

@@ -69,16 +69,22 @@ test('starts the keeper once, waits for connected, and reuses the running keeper
   const calls: string[] = [];
   await withTunnelWorker(holdsConnected(calls), async (taskQueue) => {
     const tunnelId = uniqueName('ensure');
-    const stats = await runEnsure(taskQueue, specFor(tunnelId), 20_000);
+    const spec = specFor(tunnelId);
+    const stats = await runEnsure(taskQueue, spec, 20_000);
     expect(stats).toMatchObject({ connected: true, boundPort: 18086, reconnects: 0 });
 
-    // A second onboarding behind the same proxy: same keeper, same run, no second forward.
-    const again = await runEnsure(taskQueue, specFor(tunnelId), 20_000);
+    // The same spec again (an onboarding retried): same keeper, same run, no second forward.
+    const again = await runEnsure(taskQueue, spec, 20_000);
     expect(again.connected).toBe(true);
     expect(calls).toHaveLength(1);
     const d = await env.client.workflow.getHandle(workflowIds.tunnel(tunnelId)).describe();
     expect(d.runId).toBe(calls[0]);
     expect(d.typedSearchAttributes.get(TunnelIdKey)).toBe(tunnelId);
+
+    // A new spec (a re-onboarded host brings a new forward key): the same keeper restarts its forward with it.
+    const renewed = await runEnsure(taskQueue, specFor(tunnelId), 20_000);
+    expect(renewed.connected).toBe(true);
+    expect(calls).toEqual([d.runId, d.runId]);
     await stop(tunnelId);
   });
 });

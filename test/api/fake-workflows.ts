@@ -48,14 +48,14 @@ export async function onboardHost(input: OnboardHostInput): Promise<OnboardingSt
   setHandler(onboardingStatusQuery, () => status);
   setHandler(
     provideCredentialsUpdate,
-    (credential) => {
+    (credential: SshCredential, _which?: { hop?: string }) => {
       if (typeof credential.password?.sealed !== 'string') throw ApplicationFailure.nonRetryable('credential not sealed');
       status.offeredHostKeySha256 = OFFERED_KEY;
       setPhase('needs-host-key-approval');
-      return { accepted: true as const };
+      return { accepted: true as const, hop: 'target' as const };
     },
     {
-      validator: (_credential: SshCredential) => {
+      validator: (_credential: SshCredential, _which?: { hop?: string }) => {
         if (status.phase !== 'needs-credentials') throw new Error('not waiting for credentials');
       },
     },
@@ -68,7 +68,7 @@ export async function onboardHost(input: OnboardHostInput): Promise<OnboardingSt
       status.tunnelId = input.hostId;
       status.lastError = undefined;
       setPhase('healthy');
-      return { accepted: true as const };
+      return { accepted: true as const, hop: 'target' as const };
     },
     {
       validator: ({ hostKeySha256 }) => {

@@ -39,7 +39,11 @@ function happyActivities(overrides: Partial<Fakes> = {}): Fakes {
     }),
     createCloudroot: async () => ({ username: 'cloudroot', publicKey: 'ssh-ed25519 AAAA', privateKey: sealSecret(keyring, 'PRIVATE') }),
     installAgent: async () => ({ ok: 10, changed: 5, failed: 0, unreachable: 0, telegrafVersion: '1.39.3', agentStartedAtMs: 1, outputUrl: 'x' }),
+    authorizeForwardKey: async (i: any) => ({
+      username: i.target.credential.username, publicKey: 'ssh-ed25519 BBBB', privateKey: sealSecret(keyring, 'FORWARD'), permitListen: `${i.listen.address}:${i.listen.port}`,
+    }),
     ensureTunnel: async () => ({ connected: true, openConnections: 0, totalConnections: 0, bytesIn: 0, bytesOut: 0, reconnects: 0 }),
+    releaseTunnel: async () => ({ remaining: 0, stopping: true }),
     verifyMetrics: async () => ({ pointsSeen: 3, lastPointAtMs: 2 }),
     ...overrides,
   };
@@ -92,7 +96,7 @@ describe('onboardHost workflow (dev server, fake activities)', () => {
     });
     expect(result.phase).toBe('healthy');
     expect(result.steps.map((s) => `${s.step}:${s.status}`)).toEqual([
-      'probe:succeeded', 'cloudroot:succeeded', 'install-agent:succeeded', 'tunnel:succeeded', 'verify:succeeded',
+      'probe:succeeded', 'cloudroot:succeeded', 'forward-key:succeeded', 'install-agent:succeeded', 'tunnel:succeeded', 'verify:succeeded',
     ]);
     expect(result.hostKeySha256).toBe(KEY_A);
     expect(result.verified?.pointsSeen).toBe(3);
