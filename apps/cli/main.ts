@@ -24,8 +24,8 @@ const USAGE = `usage: agent-onboarding <command>
   hosts list [--phase PHASE] [--page-size N]
   hosts show ID
   hosts watch ID                      follow an onboarding until it is healthy, failed or waiting for you
-  hosts credentials ID --user USER (--password-stdin | --key-file FILE [--passphrase-stdin])
-  hosts approve-key ID SHA256:…
+  hosts credentials ID --user USER (--password-stdin | --key-file FILE [--passphrase-stdin]) [--hop target|bastion]
+  hosts approve-key ID SHA256:… [--hop target|bastion]   --hop: whose login/key (default: the one waiting)
   tunnels list
   tunnels show ID
 
@@ -194,15 +194,21 @@ async function hostsAdd(api: ApiClient, io: Io, args: string[]): Promise<number>
 }
 
 async function hostsCredentials(api: ApiClient, io: Io, args: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({ args, options: LOGIN_FLAGS, allowPositionals: true, strict: true });
+  const { values, positionals } = parseArgs({ args, options: { ...LOGIN_FLAGS, hop: { type: 'string' } }, allowPositionals: true, strict: true });
   const [id] = positionals;
   if (!id || positionals.length !== 1) throw new UsageError('hosts credentials needs exactly one host id');
   const { login, secrets } = loginFrom(values);
   const read = await readSecrets(io, secrets.map(([name]) => name));
   secrets.forEach(([, set], i) => set(read[i]));
-  await api.request('POST', `/v1/hosts/${encodeURIComponent(id)}/credentials`, login);
+  await api.request('POST', `/v1/hosts/${encodeURIComponent(id)}/credentials`, { ...login, ...hopFlag(values.hop) });
   io.stderr.write(`credentials accepted for ${id}\n`);
   return 0;
+}
+
+function hopFlag(hop: string | undefined): { hop?: 'target' | 'bastion' } {
+  if (hop === undefined) return {};
+  if (hop !== 'target' && hop !== 'bastion') throw new UsageError('--hop must be target or bastion');
+  return { hop };
 }
 
 function table(io: Io, header: string[], rows: string[][]): void {
@@ -247,9 +253,9 @@ export async function run(argv: string[], io: Io): Promise<number> {
     case 'hosts credentials':
       return hostsCredentials(api, io, rest);
     case 'hosts approve-key': {
-      const { positionals } = simple();
+      const { values, positionals } = parseArgs({ args: rest, options: { hop: { type: 'string' } }, allowPositionals: true, strict: true });
       if (positionals.length !== 2) throw new UsageError('hosts approve-key needs a host id and a SHA256:… fingerprint');
-      await api.request('POST', `/v1/hosts/${encodeURIComponent(positionals[0])}/host-key/approve`, { hostKeySha256: positionals[1] });
+      await api.request('POST', `/v1/hosts/${encodeURIComponent(positionals[0])}/host-key/approve`, { hostKeySha256: positionals[1], ...hopFlag(values.hop) });
       io.stderr.write(`host key approved for ${positionals[0]}\n`);
       return 0;
     }

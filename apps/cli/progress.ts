@@ -19,6 +19,8 @@ export interface HostView {
   steps?: StepView[];
   lastError?: { type: string; message: string };
   offeredHostKeySha256?: string;
+  /** Which hop a waiting phase is about: the host itself or its bastion. */
+  waitingOn?: 'target' | 'bastion';
   activities?: Array<{ activityType: string; attempt: number; lastFailure?: { type?: string; message: string } }>;
   tunnel?: { id: string; state: string };
 }
@@ -50,9 +52,13 @@ export function renderTable(host: HostView, nowMs = Date.now()): string[] {
   const retrying = (host.activities ?? []).find((a) => a.attempt > 1 && a.lastFailure);
   if (retrying) lines.push(`  retrying ${retrying.activityType} (attempt ${retrying.attempt}): ${oneLine(retrying.lastFailure!.message)}`);
   if (host.tunnel) lines.push(`  tunnel ${host.tunnel.id}: ${host.tunnel.state}`);
-  if (host.phase === 'needs-credentials') lines.push(`  waiting for credentials: agent-onboarding hosts credentials ${host.id} --user … --password-stdin`);
+  const bastion = host.waitingOn === 'bastion';
+  const hop = bastion ? ' --hop bastion' : '';
+  if (host.phase === 'needs-credentials') {
+    lines.push(`  waiting for ${bastion ? 'bastion ' : ''}credentials: agent-onboarding hosts credentials ${host.id} --user … --password-stdin${hop}`);
+  }
   if (host.phase === 'needs-host-key-approval' && host.offeredHostKeySha256) {
-    lines.push(`  host key changed, offered ${host.offeredHostKeySha256}: agent-onboarding hosts approve-key ${host.id} ${host.offeredHostKeySha256}`);
+    lines.push(`  ${bastion ? 'bastion' : 'host'} key changed, offered ${host.offeredHostKeySha256}: agent-onboarding hosts approve-key ${host.id} ${host.offeredHostKeySha256}${hop}`);
   }
   if (host.phase === 'failed' && host.lastError) lines.push(`  failed: ${oneLine(`${host.lastError.type}: ${host.lastError.message}`, 120)}`);
   return lines;

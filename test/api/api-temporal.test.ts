@@ -130,7 +130,7 @@ describe('API against Temporal', () => {
 
     const creds = await http().post(`/v1/hosts/${hostId}/credentials`).set(op).send({ username: 'admin', password: 'new-' + PASSWORD });
     expect(creds.status).toBe(200);
-    expect(creds.body).toEqual({ accepted: true });
+    expect(creds.body).toEqual({ accepted: true, hop: 'target' });
     const twice = await http().post(`/v1/hosts/${hostId}/credentials`).set(op).send({ username: 'admin', password: 'x' });
     expect(twice.status).toBe(409);
     expect(twice.body.code).toBe('CONFLICT');

@@ -133,7 +133,7 @@ suite('onboarding end to end (fleet + API + worker)', () => {
     const done = await Promise.all(ids.map((id) => waitForPhase(id, ['healthy'])));
     for (const host of done) {
       expect(host.steps.map((s: any) => s.step)).toEqual(
-        host.id === 'e2e-reach' ? ['probe', 'cloudroot', 'install-agent', 'verify'] : ['probe', 'cloudroot', 'install-agent', 'tunnel', 'verify'],
+        host.id === 'e2e-reach' ? ['probe', 'cloudroot', 'install-agent', 'verify'] : ['probe', 'cloudroot', 'forward-key', 'install-agent', 'tunnel', 'verify'],
       );
       expect(host.verified.pointsSeen).toBeGreaterThan(0);
       expect(host.hostKeySha256).toMatch(/^SHA256:/);

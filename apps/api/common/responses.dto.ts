@@ -25,4 +25,5 @@ export class WorkflowRefDto {
 
 export class UpdateAcceptedDto {
   @ApiProperty({ example: true }) accepted!: boolean;
+  @ApiPropertyOptional({ enum: ['target', 'bastion'], description: 'The hop the answer was applied to' }) hop?: string;
 }

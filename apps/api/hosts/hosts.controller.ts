@@ -48,7 +48,7 @@ export class HostsController {
 
   @Post(':id/credentials')
   @HttpCode(200)
-  @ApiOperation({ summary: 'New bootstrap credentials for an onboarding in needs-credentials' })
+  @ApiOperation({ summary: 'New credentials for an onboarding in needs-credentials (the host\'s bootstrap login, or its bastion\'s: hop)' })
   @ApiOkResponse({ type: UpdateAcceptedDto })
   @ApiResponse({ status: 409, type: ErrorResponseDto, description: 'not waiting for credentials' })
   provideCredentials(@Param('id', ParseIdPipe) id: string, @Body() dto: ProvideCredentialsDto): Promise<{ accepted: true }> {
@@ -57,10 +57,10 @@ export class HostsController {
 
   @Post(':id/host-key/approve')
   @HttpCode(200)
-  @ApiOperation({ summary: 'Approve the host key offered after a mismatch' })
+  @ApiOperation({ summary: 'Approve the host key offered after a mismatch (the host\'s, or its bastion\'s: hop)' })
   @ApiOkResponse({ type: UpdateAcceptedDto })
   @ApiResponse({ status: 409, type: ErrorResponseDto, description: 'not waiting for a host key approval, or a different key' })
   approveHostKey(@Param('id', ParseIdPipe) id: string, @Body() dto: ApproveHostKeyDto): Promise<{ accepted: true }> {
-    return this.hosts.approveHostKey(id, dto.hostKeySha256);
+    return this.hosts.approveHostKey(id, dto.hostKeySha256, dto.hop);
   }
 }

@@ -1,7 +1,7 @@
 import { Injectable } from '@nestjs/common';
-import { WorkflowFailedError } from '@temporalio/client';
+import { WorkflowFailedError, WorkflowNotFoundError } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
-import { STATUS_MEMO_KEY, workflowIds, type OnboardingStatus } from '../../../workflows/contracts';
+import { STATUS_MEMO_KEY, workflowIds, type OnboardHostInput, type OnboardingStatus, type SshHop } from '../../../workflows/contracts';
 import { approveHostKeyUpdate, onboardingStatusQuery, provideCredentialsUpdate } from '../../../workflows/messages';
 import { HostAddressKey, HostIdKey, OnboardingPhaseKey } from '../../../workflows/search-attributes';
 import { ErrorCode } from '../common/error-codes';
@@ -41,6 +41,7 @@ export class HostsService {
     const { client, config } = this.temporal;
     const input = toOnboardHostInput(dto, { keyring: config.keyring, defaultInfluxUrl: config.influx.url });
     const workflowId = workflowIds.onboarding(input.hostId);
+    await this.carryPins(input);
     try {
       const handle = await this.temporal.call(() =>
         client.workflow.start(ONBOARDING_WORKFLOW_TYPE, {
@@ -62,6 +63,31 @@ export class HostsService {
       return { id: input.hostId, workflowId, runId: handle.firstExecutionRunId, statusUrl: statusUrl(input.hostId) };
     } catch (err) {
       rethrowAsApiError(err, ErrorCode.HostNotFound);
+    }
+  }
+
+  /**
+   * Trust on first use happens once per host, not once per run: a host posted again after its run closed is held
+   * to the keys pinned before (an operator who names a key in the request still decides). A changed key then parks
+   * the new run in needs-host-key-approval instead of being trusted silently.
+   */
+  private async carryPins(input: OnboardHostInput): Promise<void> {
+    if (input.target.hostKeySha256 && (!input.target.via || input.target.via.hostKeySha256)) return;
+    const handle = this.temporal.client.workflow.getHandle(workflowIds.onboarding(input.hostId));
+    let previous: StatusFields | undefined;
+    try {
+      const desc = await this.temporal.call(() => handle.describe());
+      if (desc.status.name === 'RUNNING') return; // the running onboarding is joined; this input is not used
+      previous = desc.memo?.[STATUS_MEMO_KEY] as StatusFields | undefined;
+    } catch (err) {
+      if (err instanceof WorkflowNotFoundError) return;
+      rethrowAsApiError(err, ErrorCode.HostNotFound);
+    }
+    const sameHost = previous && previous.address === input.target.address;
+    if (!sameHost) return;
+    if (!input.target.hostKeySha256 && typeof previous?.hostKeySha256 === 'string') input.target.hostKeySha256 = previous.hostKeySha256;
+    if (input.target.via && !input.target.via.hostKeySha256 && typeof previous?.bastionHostKeySha256 === 'string') {
+      input.target.via.hostKeySha256 = previous.bastionHostKeySha256;
     }
   }
 
@@ -138,16 +164,16 @@ export class HostsService {
     const credential = toSshCredential(dto, this.temporal.config.keyring);
     const handle = this.temporal.client.workflow.getHandle(workflowIds.onboarding(id));
     try {
-      return await this.temporal.update(handle, provideCredentialsUpdate, [credential], ErrorCode.HostNotFound);
+      return await this.temporal.update(handle, provideCredentialsUpdate, [credential, { hop: dto.hop }], ErrorCode.HostNotFound);
     } finally {
       this.details.invalidate(id); // the next read must see what the update did
     }
   }
 
-  async approveHostKey(id: string, hostKeySha256: string): Promise<{ accepted: true }> {
+  async approveHostKey(id: string, hostKeySha256: string, hop?: SshHop): Promise<{ accepted: true }> {
     const handle = this.temporal.client.workflow.getHandle(workflowIds.onboarding(id));
     try {
-      return await this.temporal.update(handle, approveHostKeyUpdate, [{ hostKeySha256 }], ErrorCode.HostNotFound);
+      return await this.temporal.update(handle, approveHostKeyUpdate, [{ hostKeySha256, ...(hop ? { hop } : {}) }], ErrorCode.HostNotFound);
     } finally {
       this.details.invalidate(id);
     }

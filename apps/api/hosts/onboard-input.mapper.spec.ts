@@ -3,7 +3,7 @@ import { Keyring } from '../../../lib/keyring';
 import { unsealSecret } from '../../../lib/sealed-secret';
 import { HOST_ID_PATTERN } from '../common/validators';
 import type { CreateHostDto } from './dto/create-host.dto';
-import { DEFAULT_PROXY_BIND_ADDRESS, deriveHostId, toOnboardHostInput } from './onboard-input.mapper';
+import { canonicalIpv6, deriveHostId, toOnboardHostInput } from './onboard-input.mapper';
 
 const keyring = Keyring.forTests('mapper');
 const ctx = { keyring, defaultInfluxUrl: 'http://influx.example:8086' };
@@ -15,8 +15,20 @@ describe('deriveHostId', () => {
   it.each([
     ['10.213.1.5', 22, '10.213.1.5-22'],
     ['Web-1.Example.internal', 2222, 'web-1.example.internal-2222'],
-    ['fd00::5', 22, 'fd00-5-22'],
   ])('%s:%d → %s', (address, port, id) => expect(deriveHostId(address, port)).toBe(id));
+
+  it('IPv6: one id per address however it is written, never the id of a host name', () => {
+    const id = deriveHostId('fd00::5', 22);
+    expect(id).toMatch(/^fd00-5-[0-9a-f]{12}$/);
+    expect(deriveHostId('FD00:0:0::5', 22)).toBe(id);
+    expect(deriveHostId('fd00-5', 22)).toBe('fd00-5-22');
+    expect(canonicalIpv6('FD00:0000::0005')).toBe('fd00::5');
+  });
+
+  it('derived ids stay out of the proxy keepers\' namespace', () => {
+    expect(deriveHostId('proxy-1', 22)).not.toMatch(/^proxy-/);
+    expect(deriveHostId('proxy-1', 22)).toMatch(HOST_ID_PATTERN);
+  });
 
   it('is stable and always a valid id, even for odd or long names', () => {
     for (const address of ['::1', '::', 'a'.repeat(63) + '.' + 'b'.repeat(63) + '.example', '-x-']) {
@@ -68,7 +80,9 @@ describe('toOnboardHostInput', () => {
     expect(input.hostId).toBe('db-1');
     expect(input.target.hostKeySha256).toBe('SHA256:' + 'h'.repeat(43));
     expect(input.target.via).toMatchObject({ address: '10.213.0.2', port: 2200, hostKeySha256: bastion.hostKeySha256, credential: { username: 'jump' } });
-    expect(input.dataPath).toEqual({ kind: 'proxy', proxy: input.target.via, bindAddress: DEFAULT_PROXY_BIND_ADDRESS });
+    // No bind address: the workflow binds the bastion's private address as the host sees it, never 0.0.0.0.
+    expect(input.dataPath).toEqual({ kind: 'proxy', proxy: input.target.via });
+    expect(toOnboardHostInput(dto({ password: 'pw', dataPath: 'proxy', bastion: bastion as never, proxyBindAddress: '10.213.9.1' }), ctx).dataPath).toMatchObject({ bindAddress: '10.213.9.1' });
     expect(input.labels).toEqual({ env: 'prod' });
   });
 });

@@ -1,3 +1,4 @@
+import { isIP } from 'node:net';
 import { createHash } from 'node:crypto';
 import type { OnboardHostInput, SshCredential, SshTarget } from '../../../workflows/contracts';
 import type { Keyring } from '../../../lib/keyring';
@@ -13,20 +14,27 @@ export interface MappingContext {
   defaultInfluxUrl: string;
 }
 
-/** Where a proxy forward listens when the request does not say: every interface of the proxy host. */
-export const DEFAULT_PROXY_BIND_ADDRESS = '0.0.0.0';
-
 /**
  * A stable id for `address:port`, so posting the same host twice is one onboarding:
  * `10.213.1.5` port 22 → `10.213.1.5-22`; names too long or too odd for the id alphabet get a hash suffix.
  */
 export function deriveHostId(address: string, port: number): string {
-  const readable = address.toLowerCase().replace(/[^a-z0-9.]+/g, '-').replace(/^[^a-z0-9]+|[^a-z0-9]+$/g, '');
+  const canonical = isIP(address) === 6 ? canonicalIpv6(address) : address.toLowerCase();
+  const readable = canonical.replace(/[^a-z0-9.]+/g, '-').replace(/^[^a-z0-9]+|[^a-z0-9]+$/g, '');
   const id = `${readable}-${port}`;
-  if (readable && HOST_ID_PATTERN.test(id)) return id;
-  const hash = createHash('sha256').update(`${address.toLowerCase()}:${port}`).digest('hex').slice(0, 12);
-  const prefix = readable.slice(0, 63 - hash.length - 1).replace(/[^a-z0-9]+$/, '');
+  // IPv6 addresses always get the hash: `fd00::5` must not become the id of a host named `fd00-5`.
+  if (readable && HOST_ID_PATTERN.test(id) && !address.includes(':') && !id.startsWith(RESERVED_HOST_ID_PREFIX)) return id;
+  const hash = createHash('sha256').update(`${canonical}:${port}`).digest('hex').slice(0, 12);
+  const prefix = readable.replace(/^proxy-/, 'h-proxy-').slice(0, 63 - hash.length - 1).replace(/[^a-z0-9]+$/, '');
   return prefix ? `${prefix}-${hash}` : `h-${hash}`;
+}
+
+/** Tunnel keepers of proxies are `tunnel/proxy-…`: host ids stay out of that namespace. */
+export const RESERVED_HOST_ID_PREFIX = 'proxy-';
+
+/** `fd00:0::5` and `FD00::5` are one address: the compressed lower-case form URL parsing yields. */
+export function canonicalIpv6(address: string): string {
+  return new URL(`http://[${address}]/`).hostname.replace(/^\[|\]$/g, '');
 }
 
 /** Seals every secret right away: from here on only SealedSecret values exist. */
@@ -60,7 +68,8 @@ export function toOnboardHostInput(dto: CreateHostDto, ctx: MappingContext): Onb
     case 'proxy':
       // Validation guarantees a bastion here; it is both the jump host and the proxy.
       if (!via) throw new Error('dataPath "proxy" needs a bastion');
-      dataPath = { kind: 'proxy', proxy: via, bindAddress: dto.proxyBindAddress ?? DEFAULT_PROXY_BIND_ADDRESS };
+      // Without a bind address the workflow binds the bastion's address as the host sees it (found by the probe).
+      dataPath = { kind: 'proxy', proxy: via, ...(dto.proxyBindAddress ? { bindAddress: dto.proxyBindAddress } : {}) };
       break;
     default:
       dataPath = { kind: 'tunnel' };

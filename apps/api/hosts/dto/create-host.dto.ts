@@ -10,10 +10,11 @@ export type DataPathKind = (typeof DATA_PATHS)[number];
 export const AGENT_MODES = ['artifact', 'repo'] as const;
 
 export class CreateHostDto extends SshEndpointDto {
-  @ApiPropertyOptional({ description: 'Defaults to one derived from address and port.', pattern: HOST_ID_PATTERN.source, example: 'web-1' })
+  @ApiPropertyOptional({ description: 'Defaults to one derived from address and port. Ids starting with "proxy-" are reserved.', pattern: HOST_ID_PATTERN.source, example: 'web-1' })
   @IsOptional()
   @IsString()
   @Matches(HOST_ID_PATTERN, { message: 'hostId must match $constraint1' })
+  @Check('notReserved', (v) => typeof v !== 'string' || !v.startsWith('proxy-'), 'must not start with "proxy-" (reserved for proxy tunnels)')
   hostId?: string;
 
   @ApiPropertyOptional({ type: () => BastionDto, description: 'Jump host for the control path; the proxy host for dataPath "proxy".' })
@@ -47,9 +48,13 @@ export class CreateHostDto extends SshEndpointDto {
   @OnlyWhen((o) => (o.dataPath ?? 'tunnel') === 'direct', 'is only valid with dataPath "direct"')
   influxUrl?: string;
 
-  @ApiPropertyOptional({ description: 'For dataPath "proxy": the address the forward binds on the proxy host (default 0.0.0.0).' })
+  @ApiPropertyOptional({
+    description:
+      'For dataPath "proxy": the address the forward binds on the proxy host. Default: the bastion\'s address as the host sees it (found when probing). Never an unspecified address (0.0.0.0, ::).',
+  })
   @IsOptional()
   @IsIP()
+  @Check('specificAddress', (v) => typeof v !== 'string' || !/^(0\.0\.0\.0|::|0:0:0:0:0:0:0:0)$/.test(v), 'must be a specific address of the proxy, not every interface')
   @OnlyWhen((o) => o.dataPath === 'proxy', 'is only valid with dataPath "proxy"')
   proxyBindAddress?: string;
 

@@ -36,7 +36,9 @@ export class HostDetailsDto extends WorkflowRefDto {
   steps!: unknown[];
   @ApiPropertyOptional({ type: Object, description: 'HostFacts' }) facts?: object;
   @ApiPropertyOptional() hostKeySha256?: string;
+  @ApiPropertyOptional({ description: "The bastion's pinned key (control path through a bastion)" }) bastionHostKeySha256?: string;
   @ApiPropertyOptional({ description: 'The key a mismatch stopped at, waiting for approval' }) offeredHostKeySha256?: string;
+  @ApiPropertyOptional({ enum: ['target', 'bastion'], description: 'Which hop a needs-* phase waits on: the host itself or its bastion' }) waitingOn?: string;
   @ApiPropertyOptional() cloudrootUser?: string;
   @ApiPropertyOptional({ type: Object, description: 'AgentInstallSummary' }) agent?: object;
   @ApiPropertyOptional({ type: Object, description: 'VerifyResult: pointsSeen, lastPointAtMs' }) verified?: object;
