@@ -13,7 +13,13 @@ export interface HostPointSummary {
 
 /** Points tagged `host_id == hostId` since `sinceMs`: how many and the newest time. Works on InfluxDB 2.x and 1.8 (flux on). */
 export async function summarizeHostPoints(influx: ActivityDeps['influx'], hostId: string, sinceMs: number): Promise<HostPointSummary> {
-  const api = new InfluxDB({ url: influx.url, token: influx.token, timeout: 10_000 }).getQueryApi(influx.org);
+  const api = new InfluxDB({
+    url: influx.url,
+    token: influx.token,
+    timeout: 10_000,
+    // An https InfluxDB signed by a private CA (INFLUX_CA_FILE): the same trust as the tunnels' TLS end.
+    ...(influx.ca ? { transportOptions: { ca: influx.ca } } : {}),
+  }).getQueryApi(influx.org);
   const base =
     `from(bucket: ${fluxString(influx.bucket)})` +
     ` |> range(start: time(v: ${fluxString(new Date(sinceMs).toISOString())}))` +

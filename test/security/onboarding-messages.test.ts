@@ -312,3 +312,23 @@ describe('findings 2 and 3: the keeper follows its spec and stops with its last 
     });
   });
 });
+
+describe('finding 10: activity timeouts cover their own inner bounds', () => {
+  it('probe and cloudroot may run as long as their SSH steps can take, so a slow host is not tried twice at once', async () => {
+    const hostId = uniqueName('h');
+    const history = await withWorker(activities(), async (tq) => {
+      // The default probe budget (5 min); the server caps startToClose at the budget (scheduleToClose).
+      const h = await start(tq, hostInput(hostId, { timing: { probeBudgetMs: 5 * 60_000 } }));
+      await h.result();
+      return h.fetchHistory();
+    });
+    const seconds = (type: string) => {
+      const e = history.events?.find((ev) => ev.activityTaskScheduledEventAttributes?.activityType?.name === type);
+      return Number(e?.activityTaskScheduledEventAttributes?.startToCloseTimeout?.seconds ?? 0);
+    };
+    // probe: a 20 s ready timeout per hop (target + bastion) and a 60 s facts command.
+    expect(seconds('probeHost')).toBeGreaterThanOrEqual(2 * 20 + 60);
+    // cloudroot: two logins over two hops, a 30 s privilege check, a 120 s script, a 30 s sudo proof.
+    expect(seconds('createCloudroot')).toBeGreaterThanOrEqual(4 * 20 + 30 + 120 + 30);
+  });
+});
