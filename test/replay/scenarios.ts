@@ -11,9 +11,9 @@ import {
   type TunnelSpec,
   type TunnelStats,
 } from '../../workflows/contracts';
-import { approveHostKeyUpdate, onboardingStatusQuery, provideCredentialsUpdate, restartTunnelUpdate, stopTunnelUpdate } from '../../workflows/messages';
+import { approveHostKeyUpdate, detachTunnelHostUpdate, onboardingStatusQuery, provideCredentialsUpdate, restartTunnelUpdate, stopTunnelUpdate, updateTunnelSpecUpdate } from '../../workflows/messages';
 import { TunnelIdKey } from '../../workflows/search-attributes';
-import type { TunnelKeeperOptions, tunnelKeeper } from '../../workflows/tunnel-keeper';
+import type { TunnelKeeperOptions, TunnelKeeperState, tunnelKeeper } from '../../workflows/tunnel-keeper';
 import { connectedStats } from '../support/fake-tunnel';
 import { until } from '../support/poll';
 
@@ -28,7 +28,7 @@ export const FIXTURE_KEYRING_LABEL = 'replay-fixtures';
 export const fixtureKeyring = (): Keyring => Keyring.forTests(FIXTURE_KEYRING_LABEL);
 
 /** Plaintexts the scenarios seal: the recorder checks none of them is readable in a fixture, even decoded. */
-export const FIXTURE_SECRETS = ['replay-bootstrap-password', 'replay-jump-password', 'replay-second-password', 'replay-private-key'];
+export const FIXTURE_SECRETS = ['replay-bootstrap-password', 'replay-jump-password', 'replay-jump-password-2', 'replay-second-password', 'replay-private-key', 'replay-forward-key'];
 
 export type CloseKind = 'completed' | 'failed' | 'continued-as-new';
 export type Fakes = Record<string, (...args: any[]) => Promise<unknown>>;
@@ -88,7 +88,14 @@ function onboardingFakes(keyring: Keyring, overrides: Fakes = {}): Fakes {
     probeHost: async (i: { target: { via?: unknown } }) => ({ hostKeySha256: KEY_A, ...(i.target.via ? { viaHostKeySha256: KEY_BASTION } : {}), facts: FACTS }),
     createCloudroot: async () => ({ username: 'cloudroot', publicKey: 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIreplay cloudroot', privateKey: sealSecret(keyring, 'replay-private-key') }),
     installAgent: async (i: { outputUrl: string }) => ({ ok: 21, changed: 9, failed: 0, unreachable: 0, telegrafVersion: '1.34.0', agentStartedAtMs: 1_700_000_000_000, outputUrl: i.outputUrl }),
+    authorizeForwardKey: async (i: { target: { credential: { username: string } }; listen: { address: string; port: number } }) => ({
+      username: i.target.credential.username,
+      publicKey: 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIreplay-forward',
+      privateKey: sealSecret(keyring, 'replay-forward-key'),
+      permitListen: `${i.listen.address}:${i.listen.port}`,
+    }),
     ensureTunnel: async () => ({ connected: true, boundPort: 18086, openConnections: 0, totalConnections: 0, bytesIn: 0, bytesOut: 0, reconnects: 0 }),
+    releaseTunnel: async () => ({ remaining: 0, stopping: true }),
     verifyMetrics: async () => ({ pointsSeen: 12, lastPointAtMs: 1_700_000_010_000 }),
     ...overrides,
   };
@@ -196,6 +203,44 @@ const onboardingScenarios: Scenario[] = [
       await handle.executeUpdate(approveHostKeyUpdate, { args: [{ hostKeySha256: KEY_B }] });
     },
   }),
+  onboarding('onboard-bastion-key-approved', 'the bastion refuses the login (its key pinned on the spot), then its key changes: both answered for the bastion hop', {
+    input: (keyring) => ({
+      target: {
+        address: '10.213.201.11', port: 22, credential: { username: 'bootstrap', password: sealSecret(keyring, 'replay-bootstrap-password') },
+        via: { address: '10.213.201.1', port: 22, credential: { username: 'jump', password: sealSecret(keyring, 'replay-jump-password') } },
+      },
+    }),
+    fakes: (keyring) => {
+      let calls = 0;
+      return {
+        probeHost: async (i: { target: { via?: { hostKeySha256?: string } } }) => {
+          calls++;
+          if (calls === 1) {
+            throw ApplicationFailure.create({ type: FailureType.AuthFailed, message: 'bastion refused (scripted)', nonRetryable: true, details: [{ hop: 'via', hostKeySha256: KEY_BASTION }] });
+          }
+          if (i.target.via?.hostKeySha256 !== KEY_B) {
+            throw ApplicationFailure.create({ type: FailureType.HostKeyMismatch, message: 'bastion key changed (scripted)', nonRetryable: true, details: [{ hop: 'via', expected: KEY_BASTION, offered: KEY_B }] });
+          }
+          return { hostKeySha256: KEY_A, viaHostKeySha256: KEY_B, facts: FACTS };
+        },
+      };
+    },
+    interact: async (handle, keyring) => {
+      await until('phase needs-credentials', async () => (await phaseOf(handle)) === 'needs-credentials');
+      await handle.executeUpdate(provideCredentialsUpdate, { args: [{ username: 'jump2', password: sealSecret(keyring, 'replay-jump-password-2') }, { hop: 'bastion' }] });
+      await until('phase needs-host-key-approval', async () => (await phaseOf(handle)) === 'needs-host-key-approval');
+      await handle.executeUpdate(approveHostKeyUpdate, { args: [{ hostKeySha256: KEY_B, hop: 'bastion' }] });
+    },
+  }),
+  onboarding('onboard-tunnel-failed', 'the tunnel comes up but no points arrive → failed; the host detaches from its tunnel', {
+    input: () => ({ dataPath: { kind: 'tunnel' } }),
+    fakes: () => ({
+      verifyMetrics: async () => {
+        throw ApplicationFailure.create({ type: FailureType.NoPoints, message: 'no points (scripted)', nonRetryable: true });
+      },
+    }),
+    closesWith: 'failed',
+  }),
   onboarding('onboard-failed', 'install fails with non-retryable AnsibleFailed → phase failed, workflow failed', {
     fakes: () => ({
       installAgent: async () => {
@@ -253,6 +298,7 @@ function tunnel(
   runs: CloseKind[] = ['completed'],
   /** ensureTunnel starts keepers with their TunnelId; without it the keeper upserts it itself (another branch). */
   startWithTunnelId = true,
+  initialState: TunnelKeeperState = { leases: 0 },
 ): Scenario {
   const tunnelId = `replay-${name.replace(/^tunnel-/, '')}`;
   const workflowId = workflowIds.tunnel(tunnelId);
@@ -269,7 +315,7 @@ function tunnel(
           const handle = await client.workflow.start<typeof tunnelKeeper>('tunnelKeeper', {
             taskQueue,
             workflowId,
-            args: [tunnelSpec(keyring, tunnelId), { leases: 0 }, options],
+            args: [tunnelSpec(keyring, tunnelId), initialState, options],
             typedSearchAttributes: startWithTunnelId ? [{ key: TunnelIdKey, value: tunnelId }] : [],
             workflowIdConflictPolicy: 'TERMINATE_EXISTING',
             workflowExecutionTimeout: '5m', // a broken recording must not leave a keeper running
@@ -309,6 +355,24 @@ const tunnelScenarios: Scenario[] = [
     await until('the second hold', () => s.holding === 2);
     await h.executeUpdate(stopTunnelUpdate);
   }),
+  tunnel(
+    'tunnel-update-spec',
+    'counts its hosts; a new spec restarts the hold with it; the same spec again changes nothing; the last detach stops it',
+    () => 'hold',
+    LONG_LEASE,
+    async (h, s) => {
+      await until('the first hold', () => s.holding === 1);
+      const spec = { ...tunnelSpec(fixtureKeyring(), h.workflowId.replace(/^tunnel\//, '')), bind: { address: '127.0.0.1', port: 18087 } };
+      await h.executeUpdate(updateTunnelSpecUpdate, { args: [{ spec, hostId: 'replay-b' }] });
+      await until('the hold with the new spec', () => s.holding === 2);
+      await h.executeUpdate(updateTunnelSpecUpdate, { args: [{ spec, hostId: 'replay-b' }] });
+      await h.executeUpdate(detachTunnelHostUpdate, { args: [{ hostId: 'replay-a' }] });
+      await h.executeUpdate(detachTunnelHostUpdate, { args: [{ hostId: 'replay-b' }] });
+    },
+    ['completed'],
+    true,
+    { leases: 0, hosts: ['replay-a'] },
+  ),
   tunnel(
     'tunnel-continue-as-new',
     'two leases end, the run continues as new carrying the lease count; the next run holds until stopped',
