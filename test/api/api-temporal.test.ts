@@ -108,7 +108,7 @@ describe('API against Temporal', () => {
       t.client.options.loadedDataConverter,
       history.events?.[0].workflowExecutionStartedEventAttributes?.input?.payloads,
     )) as [OnboardHostInput];
-    expect(input.target.credential.password?.sealed).toMatch(/^v1\./);
+    expect(input.target.credential.password?.sealed).toMatch(/^v2\./);
     expect(JSON.stringify(input)).not.toContain(PASSWORD);
     expect(input).toMatchObject({ hostId, target: { address: '10.213.7.9', port: 22 }, dataPath: { kind: 'tunnel' }, labels: { env: 'test' } });
 
