@@ -1,13 +1,18 @@
-import { Keyring } from './keyring';
+import { CodecKeys, Keyring, SecretSealer, type ApiKeys } from './keyring';
 
 /**
  * The one configuration loader. Every process (worker, API, devstack, tests) reads the same variables;
  * invalid values stop the process at start with a message naming the variable.
+ *
+ * Keys are the one thing the processes do not share (docs/security.md, "Keys: who holds what"):
+ * - worker (`loadWorkerConfig`): `AO_MASTER_KEYS`, a `Keyring` (payload codec + the private keys that open
+ *   sealed secrets);
+ * - API (`loadApiConfig`): `AO_CODEC_KEYS` and `AO_SEAL_PUBLIC_KEYS`, derived from the master keys with
+ *   `npx agent-onboarding keys api-env`. The API refuses to start with `AO_MASTER_KEYS`.
  */
 export interface AppConfig {
   temporal: { address: string; namespace: string; onboardingTaskQueue: string; tunnelTaskQueue: string; tls: boolean };
   influx: { url: string; token: string; org: string; bucket: string };
-  keyring: Keyring;
   api: {
     host: string;
     port: number;
@@ -21,6 +26,16 @@ export interface AppConfig {
   };
   /** Telegraf binary the controller ships in artifact mode (air-gapped hosts). */
   telegrafArtifact?: string;
+}
+
+/** The worker: the master keys. */
+export interface WorkerConfig extends AppConfig {
+  keyring: Keyring;
+}
+
+/** The API: payload-codec keys and sealing public keys; nothing that opens a sealed secret. */
+export interface ApiConfig extends AppConfig {
+  keys: ApiKeys;
 }
 
 export type ApiRole = 'viewer' | 'operator';
@@ -72,15 +87,20 @@ export function parseApiTokens(spec: string): Map<string, ApiRole> {
   return tokens;
 }
 
-export function loadConfig(env: Env = process.env): AppConfig {
-  const keysSpec = env.AO_MASTER_KEYS?.trim();
-  if (!keysSpec) throw new ConfigError('AO_MASTER_KEYS is required (e.g. "k1:$(openssl rand -base64 32)")');
-  let keyring: Keyring;
+const API_KEYS_HOWTO =
+  'derive them from the master keys where those are kept: `AO_MASTER_KEYS=… npx agent-onboarding keys api-env` ' +
+  'prints AO_CODEC_KEYS=… and AO_SEAL_PUBLIC_KEYS=… (docs/operations.md)';
+
+function parseKeys<T>(name: string, spec: string | undefined, parse: (spec: string) => T, missing: string): T {
+  if (!spec?.trim()) throw new ConfigError(`${name} is required (${missing})`);
   try {
-    keyring = Keyring.parse(keysSpec);
+    return parse(spec.trim());
   } catch (e) {
     throw new ConfigError((e as Error).message);
   }
+}
+
+function commonConfig(env: Env): AppConfig {
   return {
     temporal: {
       address: str(env, 'TEMPORAL_ADDRESS', '127.0.0.1:7233'),
@@ -95,7 +115,6 @@ export function loadConfig(env: Env = process.env): AppConfig {
       org: str(env, 'INFLUX_ORG', 'agent-onboarding'),
       bucket: str(env, 'INFLUX_BUCKET', 'telegraf/autogen'),
     },
-    keyring,
     api: {
       host: str(env, 'AO_API_HOST', '127.0.0.1'),
       port: port(env, 'AO_API_PORT', 8080),
@@ -105,6 +124,39 @@ export function loadConfig(env: Env = process.env): AppConfig {
     },
     telegrafArtifact: env.TELEGRAF_PATH?.trim() || undefined,
   };
+}
+
+/** The worker's configuration: `AO_MASTER_KEYS` is required. */
+export function loadWorkerConfig(env: Env = process.env): WorkerConfig {
+  const keyring = parseKeys('AO_MASTER_KEYS', env.AO_MASTER_KEYS, Keyring.parse, 'e.g. "k1:$(openssl rand -base64 32)"');
+  return { ...commonConfig(env), keyring };
+}
+
+/**
+ * The API's configuration: `AO_CODEC_KEYS` and `AO_SEAL_PUBLIC_KEYS`, never `AO_MASTER_KEYS` (with them a
+ * compromised API could open every sealed password and key, which is exactly what sealing to workers prevents).
+ */
+export function loadApiConfig(env: Env = process.env): ApiConfig {
+  if (env.AO_MASTER_KEYS?.trim()) {
+    throw new ConfigError(
+      `AO_MASTER_KEYS must not be given to the API: they open every sealed secret, and only workers may hold them. ` +
+        `Give the API AO_CODEC_KEYS and AO_SEAL_PUBLIC_KEYS instead; ${API_KEYS_HOWTO}`,
+    );
+  }
+  const codec = parseKeys('AO_CODEC_KEYS', env.AO_CODEC_KEYS, (s) => CodecKeys.parse(s), API_KEYS_HOWTO);
+  const sealer = parseKeys('AO_SEAL_PUBLIC_KEYS', env.AO_SEAL_PUBLIC_KEYS, (s) => SecretSealer.parse(s), API_KEYS_HOWTO);
+  if (codec.primaryId !== sealer.primary.id) {
+    throw new ConfigError(
+      `AO_CODEC_KEYS and AO_SEAL_PUBLIC_KEYS must start with the same key id (got "${codec.primaryId}" and "${sealer.primary.id}"); ${API_KEYS_HOWTO}`,
+    );
+  }
+  return { ...commonConfig(env), keys: { codec, sealer } };
+}
+
+/** The API's key variables, derived from the master keys (`npx agent-onboarding keys api-env`, the dev stack). */
+export function apiKeyEnv(keyring: Keyring): { AO_CODEC_KEYS: string; AO_SEAL_PUBLIC_KEYS: string } {
+  const { codec, sealer } = keyring.apiKeys();
+  return { AO_CODEC_KEYS: codec.toSpec(), AO_SEAL_PUBLIC_KEYS: sealer.toSpec() };
 }
 
 /** host:port of an InfluxDB URL (what the tunnel keeper connects forwarded streams to). */

@@ -2,7 +2,7 @@ import { defaultPayloadConverter } from '@temporalio/common';
 import request from 'supertest';
 import { EncryptionCodec } from '../../lib/payload-codec';
 import { sealSecret } from '../../lib/sealed-secret';
-import { bearer, deadAddress, OPERATOR_TOKEN, startTestApp, UI_ORIGIN, VIEWER_TOKEN, type TestApp } from './harness';
+import { bearer, deadAddress, OPERATOR_TOKEN, startTestApp, UI_ORIGIN, VIEWER_TOKEN, WORKER_KEYRING, type TestApp } from './harness';
 
 const validHost = { address: '10.213.1.5', username: 'admin', password: 'Corr3ct-Horse-Battery' };
 
@@ -77,8 +77,8 @@ describe('API auth, codec server, headers', () => {
       expect(Buffer.from(encoded.metadata.encoding, 'base64').toString()).toBe('binary/encrypted');
       expect(Buffer.from(encoded.data, 'base64').toString()).not.toContain('world');
 
-      // The worker's codec (same keyring) reads what the codec server wrote.
-      const [viaLib] = await new EncryptionCodec(t.config.keyring).decode([
+      // The worker's codec (its master keyring) reads what the codec server wrote with the API's codec keys.
+      const [viaLib] = await new EncryptionCodec(WORKER_KEYRING).decode([
         { metadata: { encoding: Buffer.from(encoded.metadata.encoding, 'base64'), 'encryption-key-id': Buffer.from(encoded.metadata['encryption-key-id'], 'base64') }, data: Buffer.from(encoded.data, 'base64') },
       ]);
       expect(defaultPayloadConverter.fromPayload(viaLib)).toEqual({ hello: 'world', n: 1 });
@@ -89,7 +89,7 @@ describe('API auth, codec server, headers', () => {
     });
 
     it('sealed secrets inside a payload stay sealed after decoding', async () => {
-      const sealed = sealSecret(t.config.keyring, 'hunter2-plaintext');
+      const sealed = sealSecret(t.config.keys.sealer, 'hunter2-plaintext');
       const payload = defaultPayloadConverter.toPayload({ credential: { username: 'admin', password: sealed } });
       const enc = await http().post('/codec/encode').set(bearer(VIEWER_TOKEN)).send({ payloads: [wire(payload)] });
       const dec = await http().post('/codec/decode').set(bearer(VIEWER_TOKEN)).send(enc.body);

@@ -14,7 +14,7 @@ import { eventually, uniqueName } from '../support/stack';
 import '../support/quiet-runtime';
 import { fakeActivities } from './fake-activities';
 import { OFFERED_KEY } from './fake-workflows';
-import { bearer, OPERATOR_TOKEN, startTestApp, VIEWER_TOKEN, type TestApp } from './harness';
+import { bearer, OPERATOR_TOKEN, startTestApp, VIEWER_TOKEN, WORKER_KEYRING, type TestApp } from './harness';
 
 // The API against a real Temporal dev server (the jest globalSetup's, or our own when run without it)
 // and a worker running stand-in workflows that use the real message definitions.
@@ -55,7 +55,7 @@ describe('API against Temporal', () => {
       taskQueue,
       workflowsPath: require.resolve('./fake-workflows'),
       activities: fakeActivities,
-      dataConverter: dataConverterFor(t.config.keyring),
+      dataConverter: dataConverterFor(WORKER_KEYRING),
     });
     running = worker.run();
   });

@@ -1,6 +1,6 @@
 import { CanActivate, ExecutionContext, Inject, Injectable } from '@nestjs/common';
 import { Reflector } from '@nestjs/core';
-import type { ApiRole, AppConfig } from '../../../lib/config';
+import type { ApiConfig, ApiRole } from '../../../lib/config';
 import { ApiError } from '../common/api-error';
 import { ErrorCode } from '../common/error-codes';
 import type { HttpRequest } from '../common/http-types';
@@ -16,7 +16,7 @@ export class BearerAuthGuard implements CanActivate {
 
   constructor(
     private readonly reflector: Reflector,
-    @Inject(APP_CONFIG) private readonly config: AppConfig,
+    @Inject(APP_CONFIG) private readonly config: ApiConfig,
   ) {
     this.matcher = new TokenMatcher(config.api.tokens);
   }
