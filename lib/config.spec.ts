@@ -47,4 +47,13 @@ describe('who gets which keys (lib/config)', () => {
     // Its codec keys taken for master keys open nothing (they are other keys).
     expect(() => unsealSecret(Keyring.parse(apiEnv.AO_CODEC_KEYS), sealed)).toThrow(/could not be opened/);
   });
+
+  it('dev codec capability: off by default, a long secret, loopback only; the Origin bypass is gone', () => {
+    expect(loadApiConfig(apiEnv).api.devCodecSecret).toBeUndefined();
+    const secret = randomBytes(32).toString('base64url');
+    expect(loadApiConfig({ ...apiEnv, AO_DEV_CODEC_SECRET: secret }).api.devCodecSecret).toBe(secret);
+    expect(() => loadApiConfig({ ...apiEnv, AO_DEV_CODEC_SECRET: 'short' })).toThrow(/AO_DEV_CODEC_SECRET must be 32-256/);
+    expect(() => loadApiConfig({ ...apiEnv, AO_DEV_CODEC_SECRET: secret, AO_API_HOST: '0.0.0.0' })).toThrow(/loopback/);
+    expect(() => loadApiConfig({ ...apiEnv, AO_DEV_CODEC_WITHOUT_AUTH: 'true' })).toThrow(/no longer supported/);
+  });
 });

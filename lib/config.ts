@@ -19,10 +19,10 @@ export interface AppConfig {
     tokens: Map<string, ApiRole>;
     uiOrigin: string;
     /**
-     * Development only: let the Temporal UI at `uiOrigin` call /codec/decode without a token (the dev server's UI
-     * has no login to forward one). Sealed secrets stay sealed either way.
+     * Development only (the dev stack sets it): `/codec/dev/<secret>/decode` decodes without a token, because the
+     * dev server's UI has no login to forward one. Decode only; sealed secrets stay sealed either way.
      */
-    devCodecWithoutAuth?: boolean;
+    devCodecSecret?: string;
   };
   /** Telegraf binary the controller ships in artifact mode (air-gapped hosts). */
   telegrafArtifact?: string;
@@ -91,6 +91,8 @@ const API_KEYS_HOWTO =
   'derive them from the master keys where those are kept: `AO_MASTER_KEYS=… npx agent-onboarding keys api-env` ' +
   'prints AO_CODEC_KEYS=… and AO_SEAL_PUBLIC_KEYS=… (docs/operations.md)';
 
+const LOOPBACK = new Set(['127.0.0.1', '::1', 'localhost']);
+
 function parseKeys<T>(name: string, spec: string | undefined, parse: (spec: string) => T, missing: string): T {
   if (!spec?.trim()) throw new ConfigError(`${name} is required (${missing})`);
   try {
@@ -120,7 +122,6 @@ function commonConfig(env: Env): AppConfig {
       port: port(env, 'AO_API_PORT', 8080),
       tokens: parseApiTokens(env.AO_API_TOKENS ?? ''),
       uiOrigin: str(env, 'AO_UI_ORIGIN', 'http://127.0.0.1:8233'),
-      devCodecWithoutAuth: env.AO_DEV_CODEC_WITHOUT_AUTH === 'true',
     },
     telegrafArtifact: env.TELEGRAF_PATH?.trim() || undefined,
   };
@@ -143,6 +144,9 @@ export function loadApiConfig(env: Env = process.env): ApiConfig {
         `Give the API AO_CODEC_KEYS and AO_SEAL_PUBLIC_KEYS instead; ${API_KEYS_HOWTO}`,
     );
   }
+  if (env.AO_DEV_CODEC_WITHOUT_AUTH?.trim()) {
+    throw new ConfigError('AO_DEV_CODEC_WITHOUT_AUTH is no longer supported (it trusted the Origin header); the dev stack sets AO_DEV_CODEC_SECRET instead');
+  }
   const codec = parseKeys('AO_CODEC_KEYS', env.AO_CODEC_KEYS, (s) => CodecKeys.parse(s), API_KEYS_HOWTO);
   const sealer = parseKeys('AO_SEAL_PUBLIC_KEYS', env.AO_SEAL_PUBLIC_KEYS, (s) => SecretSealer.parse(s), API_KEYS_HOWTO);
   if (codec.primaryId !== sealer.primary.id) {
@@ -150,7 +154,16 @@ export function loadApiConfig(env: Env = process.env): ApiConfig {
       `AO_CODEC_KEYS and AO_SEAL_PUBLIC_KEYS must start with the same key id (got "${codec.primaryId}" and "${sealer.primary.id}"); ${API_KEYS_HOWTO}`,
     );
   }
-  return { ...commonConfig(env), keys: { codec, sealer } };
+  const config: ApiConfig = { ...commonConfig(env), keys: { codec, sealer } };
+  const devSecret = env.AO_DEV_CODEC_SECRET?.trim();
+  if (devSecret) {
+    if (!/^[A-Za-z0-9_-]{32,256}$/.test(devSecret)) throw new ConfigError('AO_DEV_CODEC_SECRET must be 32-256 characters of A-Z a-z 0-9 _ -');
+    if (!LOOPBACK.has(config.api.host)) {
+      throw new ConfigError(`AO_DEV_CODEC_SECRET is for the local dev stack only: the API must listen on loopback, not AO_API_HOST=${config.api.host}`);
+    }
+    config.api.devCodecSecret = devSecret;
+  }
+  return config;
 }
 
 /** The API's key variables, derived from the master keys (`npx agent-onboarding keys api-env`, the dev stack). */

@@ -41,7 +41,7 @@ export class AppModule {
         HostsModule,
         TunnelsModule,
         HealthModule,
-        CodecModule,
+        CodecModule.forConfig(opts.config),
       ],
       providers: [
         // Guards run in this order: throttling first, so guessing tokens is rate limited too.

@@ -81,13 +81,16 @@ async function main(): Promise<void> {
   try {
     const apiUrl = `http://127.0.0.1:${opts.apiPort}`;
     const keyring = Keyring.parse(process.env.AO_MASTER_KEYS ?? secrets.masterKeys);
+    // The dev server's UI has no login to forward a token: its codec URL carries a fresh random secret instead,
+    // which opens decode (never encode) on that one path, for this run only.
+    const devCodecSecret = randomBytes(32).toString('base64url');
     const temporal = await startTemporalDevServer({
       binary: tools.temporal,
       dataDir: opts.dataDir,
       port: opts.temporalPort,
       uiPort: opts.uiPort,
       dbFile: path.join(opts.dataDir, 'temporal.sqlite'),
-      codecEndpoint: `${apiUrl}/codec`,
+      codecEndpoint: `${apiUrl}/codec/dev/${devCodecSecret}`,
     });
     children.push(temporal);
     const influx = await startInfluxd({
@@ -103,6 +106,8 @@ async function main(): Promise<void> {
       AO_MASTER_KEYS: _masterKeys,
       AO_CODEC_KEYS: _codecKeys,
       AO_SEAL_PUBLIC_KEYS: _sealKeys,
+      AO_DEV_CODEC_SECRET: _devSecret,
+      AO_DEV_CODEC_WITHOUT_AUTH: _oldDevBypass,
       ...inherited
     } = process.env;
     const env: NodeJS.ProcessEnv = {
@@ -114,8 +119,6 @@ async function main(): Promise<void> {
       AO_API_TOKENS: process.env.AO_API_TOKENS ?? `${secrets.operatorToken}:operator,${secrets.viewerToken}:viewer`,
       AO_API_PORT: String(opts.apiPort),
       AO_UI_ORIGIN: temporal.uiUrl,
-      // The dev UI has no login: let it decode payloads without a token (sealed secrets stay sealed).
-      AO_DEV_CODEC_WITHOUT_AUTH: process.env.AO_DEV_CODEC_WITHOUT_AUTH ?? 'true',
       TELEGRAF_PATH: tools.telegraf,
     };
     const worker = startProcess('worker', process.execPath, [path.join(root, 'dist', 'apps', 'worker', 'main.js')], {
@@ -126,7 +129,7 @@ async function main(): Promise<void> {
     const api = startProcess('api', process.execPath, [path.join(root, 'dist', 'apps', 'api', 'main.js')], {
       logFile: path.join(opts.dataDir, 'api.log'),
       // Derived keys only: the API seals to the workers' public keys and cannot open what it sealed.
-      env: { ...env, ...apiKeyEnv(keyring) },
+      env: { ...env, ...apiKeyEnv(keyring), AO_API_HOST: '127.0.0.1', AO_DEV_CODEC_SECRET: devCodecSecret },
     });
     children.push(api);
     await waitFor(`API on ${apiUrl}`, async () => (await fetch(`${apiUrl}/healthz`)).ok, 60_000, api.exited);

@@ -16,7 +16,7 @@ export const UI_ORIGIN = 'http://127.0.0.1:8233';
  */
 export const WORKER_KEYRING = Keyring.forTests('api');
 
-export function testConfig(address: string, overrides: { namespace?: string; onboardingTaskQueue?: string } = {}): ApiConfig {
+export function testConfig(address: string, overrides: { namespace?: string; onboardingTaskQueue?: string; devCodecSecret?: string } = {}): ApiConfig {
   return {
     temporal: {
       address,
@@ -35,6 +35,7 @@ export function testConfig(address: string, overrides: { namespace?: string; onb
         [VIEWER_TOKEN, 'viewer'],
       ]),
       uiOrigin: UI_ORIGIN,
+      ...(overrides.devCodecSecret ? { devCodecSecret: overrides.devCodecSecret } : {}),
     },
   };
 }
