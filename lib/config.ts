@@ -1,9 +1,15 @@
 import { readFileSync } from 'node:fs';
-import { Keyring } from './keyring';
+import { CodecKeys, Keyring, SecretSealer, type ApiKeys } from './keyring';
 
 /**
  * The one configuration loader. Every process (worker, API, devstack, tests) reads the same variables;
  * invalid values stop the process at start with a message naming the variable.
+ *
+ * Keys are the one thing the processes do not share (docs/security.md, "Keys: who holds what"):
+ * - worker (`loadWorkerConfig`): `AO_MASTER_KEYS`, a `Keyring` (payload codec + the private keys that open
+ *   sealed secrets);
+ * - API (`loadApiConfig`): `AO_CODEC_KEYS` and `AO_SEAL_PUBLIC_KEYS`, derived from the master keys with
+ *   `npx agent-onboarding keys api-env`. The API refuses to start with `AO_MASTER_KEYS`.
  */
 export interface AppConfig {
   temporal: { address: string; namespace: string; onboardingTaskQueue: string; tunnelTaskQueue: string; tls: boolean };
@@ -15,20 +21,29 @@ export interface AppConfig {
     /** PEM of the CA that signs an https InfluxDB's certificate (INFLUX_CA_FILE); the system's CAs otherwise. */
     ca?: string;
   };
-  keyring: Keyring;
   api: {
     host: string;
     port: number;
     tokens: Map<string, ApiRole>;
     uiOrigin: string;
     /**
-     * Development only: let the Temporal UI at `uiOrigin` call /codec/decode without a token (the dev server's UI
-     * has no login to forward one). Sealed secrets stay sealed either way.
+     * Development only (the dev stack sets it): `/codec/dev/<secret>/decode` decodes without a token, because the
+     * dev server's UI has no login to forward one. Decode only; sealed secrets stay sealed either way.
      */
-    devCodecWithoutAuth?: boolean;
+    devCodecSecret?: string;
   };
   /** Telegraf binary the controller ships in artifact mode (air-gapped hosts). */
   telegrafArtifact?: string;
+}
+
+/** The worker: the master keys. */
+export interface WorkerConfig extends AppConfig {
+  keyring: Keyring;
+}
+
+/** The API: payload-codec keys and sealing public keys; nothing that opens a sealed secret. */
+export interface ApiConfig extends AppConfig {
+  keys: ApiKeys;
 }
 
 export type ApiRole = 'viewer' | 'operator';
@@ -93,15 +108,22 @@ function influxCa(env: Env): { ca?: string } {
   return { ca: pem };
 }
 
-export function loadConfig(env: Env = process.env): AppConfig {
-  const keysSpec = env.AO_MASTER_KEYS?.trim();
-  if (!keysSpec) throw new ConfigError('AO_MASTER_KEYS is required (e.g. "k1:$(openssl rand -base64 32)")');
-  let keyring: Keyring;
+const API_KEYS_HOWTO =
+  'derive them from the master keys where those are kept: `AO_MASTER_KEYS=… npx agent-onboarding keys api-env` ' +
+  'prints AO_CODEC_KEYS=… and AO_SEAL_PUBLIC_KEYS=… (docs/operations.md)';
+
+const LOOPBACK = new Set(['127.0.0.1', '::1', 'localhost']);
+
+function parseKeys<T>(name: string, spec: string | undefined, parse: (spec: string) => T, missing: string): T {
+  if (!spec?.trim()) throw new ConfigError(`${name} is required (${missing})`);
   try {
-    keyring = Keyring.parse(keysSpec);
+    return parse(spec.trim());
   } catch (e) {
     throw new ConfigError((e as Error).message);
   }
+}
+
+function commonConfig(env: Env): AppConfig {
   return {
     temporal: {
       address: str(env, 'TEMPORAL_ADDRESS', '127.0.0.1:7233'),
@@ -117,16 +139,59 @@ export function loadConfig(env: Env = process.env): AppConfig {
       bucket: str(env, 'INFLUX_BUCKET', 'telegraf/autogen'),
       ...influxCa(env),
     },
-    keyring,
     api: {
       host: str(env, 'AO_API_HOST', '127.0.0.1'),
       port: port(env, 'AO_API_PORT', 8080),
       tokens: parseApiTokens(env.AO_API_TOKENS ?? ''),
       uiOrigin: str(env, 'AO_UI_ORIGIN', 'http://127.0.0.1:8233'),
-      devCodecWithoutAuth: env.AO_DEV_CODEC_WITHOUT_AUTH === 'true',
     },
     telegrafArtifact: env.TELEGRAF_PATH?.trim() || undefined,
   };
+}
+
+/** The worker's configuration: `AO_MASTER_KEYS` is required. */
+export function loadWorkerConfig(env: Env = process.env): WorkerConfig {
+  const keyring = parseKeys('AO_MASTER_KEYS', env.AO_MASTER_KEYS, Keyring.parse, 'e.g. "k1:$(openssl rand -base64 32)"');
+  return { ...commonConfig(env), keyring };
+}
+
+/**
+ * The API's configuration: `AO_CODEC_KEYS` and `AO_SEAL_PUBLIC_KEYS`, never `AO_MASTER_KEYS` (with them a
+ * compromised API could open every sealed password and key, which is exactly what sealing to workers prevents).
+ */
+export function loadApiConfig(env: Env = process.env): ApiConfig {
+  if (env.AO_MASTER_KEYS?.trim()) {
+    throw new ConfigError(
+      `AO_MASTER_KEYS must not be given to the API: they open every sealed secret, and only workers may hold them. ` +
+        `Give the API AO_CODEC_KEYS and AO_SEAL_PUBLIC_KEYS instead; ${API_KEYS_HOWTO}`,
+    );
+  }
+  if (env.AO_DEV_CODEC_WITHOUT_AUTH?.trim()) {
+    throw new ConfigError('AO_DEV_CODEC_WITHOUT_AUTH is no longer supported (it trusted the Origin header); the dev stack sets AO_DEV_CODEC_SECRET instead');
+  }
+  const codec = parseKeys('AO_CODEC_KEYS', env.AO_CODEC_KEYS, (s) => CodecKeys.parse(s), API_KEYS_HOWTO);
+  const sealer = parseKeys('AO_SEAL_PUBLIC_KEYS', env.AO_SEAL_PUBLIC_KEYS, (s) => SecretSealer.parse(s), API_KEYS_HOWTO);
+  if (codec.primaryId !== sealer.primary.id) {
+    throw new ConfigError(
+      `AO_CODEC_KEYS and AO_SEAL_PUBLIC_KEYS must start with the same key id (got "${codec.primaryId}" and "${sealer.primary.id}"); ${API_KEYS_HOWTO}`,
+    );
+  }
+  const config: ApiConfig = { ...commonConfig(env), keys: { codec, sealer } };
+  const devSecret = env.AO_DEV_CODEC_SECRET?.trim();
+  if (devSecret) {
+    if (!/^[A-Za-z0-9_-]{32,256}$/.test(devSecret)) throw new ConfigError('AO_DEV_CODEC_SECRET must be 32-256 characters of A-Z a-z 0-9 _ -');
+    if (!LOOPBACK.has(config.api.host)) {
+      throw new ConfigError(`AO_DEV_CODEC_SECRET is for the local dev stack only: the API must listen on loopback, not AO_API_HOST=${config.api.host}`);
+    }
+    config.api.devCodecSecret = devSecret;
+  }
+  return config;
+}
+
+/** The API's key variables, derived from the master keys (`npx agent-onboarding keys api-env`, the dev stack). */
+export function apiKeyEnv(keyring: Keyring): { AO_CODEC_KEYS: string; AO_SEAL_PUBLIC_KEYS: string } {
+  const { codec, sealer } = keyring.apiKeys();
+  return { AO_CODEC_KEYS: codec.toSpec(), AO_SEAL_PUBLIC_KEYS: sealer.toSpec() };
 }
 
 /** Where a tunnel delivers for an InfluxDB URL: host, port, and TLS when the URL is https. */

@@ -1,39 +1,39 @@
 import { randomBytes } from 'node:crypto';
-import { Keyring } from './keyring';
-import { sealSecret, unsealSecret } from './sealed-secret';
+import { CodecKeys, Keyring, SecretSealer } from './keyring';
 import { EncryptionCodec } from './payload-codec';
 
 const spec = (id: string) => `${id}:${randomBytes(32).toString('base64')}`;
 
-describe('Keyring and sealed secrets', () => {
-  it('round-trips a secret full of shell metacharacters and non-ASCII', () => {
+describe('Keyring and the keys derived from it', () => {
+  it('refuses malformed key specs with a message naming the variable and the problem', () => {
+    expect(() => Keyring.parse('k1:' + randomBytes(16).toString('base64'))).toThrow(/AO_MASTER_KEYS: key "k1" must be .*32 bytes.*got 16/);
+    expect(() => Keyring.parse('nocolon')).toThrow(/AO_MASTER_KEYS entries must look like "<id>:<base64 key>"/);
+    expect(() => Keyring.parse('bad id!:' + randomBytes(32).toString('base64'))).toThrow(/invalid key id "bad id!"/);
+    expect(() => Keyring.parse('k1:not*base64')).toThrow(/key "k1" is not base64/);
+    expect(() => Keyring.parse(`${spec('k1')},${spec('k1')}`)).toThrow(/key id "k1" appears twice/);
+    expect(() => Keyring.parse(' , ')).toThrow(/AO_MASTER_KEYS is empty/);
+    expect(() => CodecKeys.parse('k1:' + randomBytes(31).toString('base64'))).toThrow(/AO_CODEC_KEYS: key "k1"/);
+    expect(() => SecretSealer.parse('nocolon')).toThrow(/AO_SEAL_PUBLIC_KEYS entries/);
+  });
+
+  it('derives different subkeys per purpose (the codec server cannot open sealed secrets)', () => {
     const kr = Keyring.parse(spec('k1'));
-    const secret = `p'a"s$(rm -rf /)\`x\`; ü ✓ \\n`;
-    const sealed = sealSecret(kr, secret);
-    expect(sealed.sealed).not.toContain(secret);
-    expect(unsealSecret(kr, sealed)).toBe(secret);
+    const keys = (['payload-codec', 'secret-seal', 'secret-seal-x25519'] as const).map((p) => kr.derive(p).toString('hex'));
+    expect(new Set(keys).size).toBe(3);
+    expect(kr.codecKeys().key('k1').equals(kr.derive('payload-codec', 'k1'))).toBe(true);
   });
 
-  it('opens secrets sealed with an older key after rotation, seals with the newest', () => {
-    const old = spec('k1');
-    const sealedOld = sealSecret(Keyring.parse(old), 'hunter2');
-    const rotated = Keyring.parse(`${spec('k2')},${old}`);
-    expect(unsealSecret(rotated, sealedOld)).toBe('hunter2');
-    expect(sealSecret(rotated, 'x').sealed.split('.')[1]).toBe('k2');
-  });
-
-  it('rejects tampering and unknown keys', () => {
-    const kr = Keyring.parse(spec('k1'));
-    const s = sealSecret(kr, 'secret');
-    const tampered = { sealed: s.sealed.slice(0, -2) + (s.sealed.endsWith('A') ? 'BB' : 'AA') };
-    expect(() => unsealSecret(kr, tampered)).toThrow();
-    expect(() => unsealSecret(Keyring.parse(spec('other')), s)).toThrow(/unknown key id/);
-    expect(() => unsealSecret(kr, { sealed: 'nope' })).toThrow(/malformed/);
-  });
-
-  it('refuses malformed key specs with a message naming the problem', () => {
-    expect(() => Keyring.parse('k1:' + randomBytes(16).toString('base64'))).toThrow(/32 bytes/);
-    expect(() => Keyring.parse('nocolon')).toThrow(/<id>:<base64 key>/);
+  it('derives the same API keys from the same master keys (rotation and re-deriving keep working)', () => {
+    const master = `${spec('k2')},${spec('k1')}`;
+    const a = Keyring.parse(master).apiKeys();
+    const b = Keyring.parse(master).apiKeys();
+    expect([a.codec.toSpec(), a.sealer.toSpec()]).toEqual([b.codec.toSpec(), b.sealer.toSpec()]);
+    expect(a.sealer.ids).toEqual(['k2', 'k1']);
+    expect(a.codec.primaryId).toBe('k2');
+    // What the API is given parses back to the same keys.
+    expect(CodecKeys.parse(a.codec.toSpec()).toSpec()).toBe(a.codec.toSpec());
+    expect(SecretSealer.parse(a.sealer.toSpec()).toSpec()).toBe(a.sealer.toSpec());
+    expect(a.sealer.toSpec()).not.toContain(master.split(',')[0].split(':')[1]);
   });
 
   it('payload codec: encrypted payloads hide the plaintext and decode back', async () => {
@@ -46,8 +46,15 @@ describe('Keyring and sealed secrets', () => {
     expect(Buffer.from(dec.data!).toString()).toBe('{"password":"hunter2"}');
   });
 
-  it('derives different subkeys per purpose (the codec server cannot open sealed secrets)', () => {
-    const kr = Keyring.parse(spec('k1'));
-    expect(kr.derive('payload-codec').equals(kr.derive('secret-seal'))).toBe(false);
+  it('payload codec: the API (AO_CODEC_KEYS) and the worker (AO_MASTER_KEYS) read each other, across rotation', async () => {
+    const old = spec('k1');
+    const worker = Keyring.parse(`${spec('k2')},${old}`);
+    const api = new EncryptionCodec(CodecKeys.parse(worker.codecKeys().toSpec()));
+    const payload = { metadata: { encoding: Buffer.from('json/plain') }, data: Buffer.from('"x"') };
+    const [fromApi] = await api.encode([payload]);
+    expect(Buffer.from(fromApi.metadata!['encryption-key-id']!).toString()).toBe('k2');
+    expect(Buffer.from((await new EncryptionCodec(worker).decode([fromApi]))[0].data!).toString()).toBe('"x"');
+    const [fromOldWorker] = await new EncryptionCodec(Keyring.parse(old)).encode([payload]);
+    expect(Buffer.from((await api.decode([fromOldWorker]))[0].data!).toString()).toBe('"x"');
   });
 });

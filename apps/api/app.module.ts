@@ -2,7 +2,7 @@ import { DynamicModule, Module } from '@nestjs/common';
 import { APP_FILTER, APP_GUARD, APP_PIPE } from '@nestjs/core';
 import { ThrottlerGuard, ThrottlerModule } from '@nestjs/throttler';
 import type { Client } from '@temporalio/client';
-import type { AppConfig } from '../../lib/config';
+import type { ApiConfig } from '../../lib/config';
 import { BearerAuthGuard } from './auth/bearer-auth.guard';
 import { CodecModule } from './codec/codec.module';
 import { ApiExceptionFilter } from './common/api-exception.filter';
@@ -20,7 +20,7 @@ export interface RateLimit {
 }
 
 export interface AppModuleOptions {
-  config: AppConfig;
+  config: ApiConfig;
   client: Client;
   timeouts: TemporalTimeouts;
   rateLimit: RateLimit;
@@ -41,7 +41,7 @@ export class AppModule {
         HostsModule,
         TunnelsModule,
         HealthModule,
-        CodecModule,
+        CodecModule.forConfig(opts.config),
       ],
       providers: [
         // Guards run in this order: throttling first, so guessing tokens is rate limited too.

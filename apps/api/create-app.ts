@@ -4,7 +4,7 @@ import { NestFactory } from '@nestjs/core';
 import { SwaggerModule } from '@nestjs/swagger';
 import type { Client } from '@temporalio/client';
 import helmet from 'helmet';
-import type { AppConfig } from '../../lib/config';
+import type { ApiConfig } from '../../lib/config';
 import { AppModule, type RateLimit } from './app.module';
 import { codecCors } from './codec/codec-cors';
 import { installBodyParsing, type BodyLimits } from './common/body-parsing';
@@ -13,7 +13,7 @@ import { buildOpenApiDocument } from './openapi-document';
 import { DEFAULT_TEMPORAL_TIMEOUTS, type TemporalTimeouts } from './temporal/temporal.gateway';
 
 export interface CreateAppOptions {
-  config: AppConfig;
+  config: ApiConfig;
   client: Client;
   timeouts?: Partial<TemporalTimeouts>;
   rateLimit?: RateLimit;

@@ -1,6 +1,6 @@
 import 'reflect-metadata';
 import type { INestApplication } from '@nestjs/common';
-import { ConfigError, loadConfig } from '../../lib/config';
+import { ConfigError, loadApiConfig } from '../../lib/config';
 import { createLogger } from '../../lib/logging';
 import { connectClient } from '../../lib/temporal';
 import { createApp, DEFAULT_RATE_LIMIT } from './create-app';
@@ -20,9 +20,9 @@ export function parseRateLimit(spec: string | undefined): { limit: number; windo
 }
 
 export async function main(): Promise<INestApplication> {
-  const config = loadConfig();
+  const config = loadApiConfig();
   const rateLimit = parseRateLimit(process.env.AO_API_RATE_LIMIT);
-  const client = await connectClient(config);
+  const client = await connectClient(config, config.keys.codec);
   const app = await createApp({ config, client, rateLimit });
   // SIGTERM/SIGINT: stop accepting, finish in-flight requests, then close the Temporal connection.
   app.enableShutdownHooks();

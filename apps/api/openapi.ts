@@ -2,7 +2,7 @@ import 'reflect-metadata';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
-import type { AppConfig } from '../../lib/config';
+import type { ApiConfig } from '../../lib/config';
 import { Keyring } from '../../lib/keyring';
 import { createApp } from './create-app';
 import { buildOpenApiDocument } from './openapi-document';
@@ -12,10 +12,10 @@ import { buildOpenApiDocument } from './openapi-document';
  * lazy connection that is never used. `node dist/apps/api/openapi.js [out]` (default docs/openapi.json).
  */
 export async function exportOpenApi(outFile: string): Promise<void> {
-  const config: AppConfig = {
+  const config: ApiConfig = {
     temporal: { address: '127.0.0.1:7233', namespace: 'default', onboardingTaskQueue: 'onboarding', tunnelTaskQueue: 'tunnels', tls: false },
     influx: { url: 'http://127.0.0.1:8086', token: 'unused', org: 'unused', bucket: 'unused' },
-    keyring: Keyring.forTests('openapi-export'),
+    keys: Keyring.forTests('openapi-export').apiKeys(),
     api: { host: '127.0.0.1', port: 8080, tokens: new Map(), uiOrigin: 'http://127.0.0.1:8233' },
   };
   const client = new Client({ connection: Connection.lazy({ address: config.temporal.address }) });

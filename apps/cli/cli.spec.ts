@@ -1,5 +1,7 @@
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import { Readable } from 'node:stream';
+import { apiKeyEnv, loadApiConfig } from '../../lib/config';
+import { Keyring } from '../../lib/keyring';
 import { main, type Io } from './main';
 import { changeLines, renderTable, type HostView } from './progress';
 
@@ -134,5 +136,31 @@ describe('agent-onboarding CLI', () => {
     const { io, err } = memoryIo('', { AO_API_URL: 'http://127.0.0.1:9' });
     expect(await main(['tunnels', 'list'], io)).toBe(1);
     expect(err()).toContain('cannot reach the API at http://127.0.0.1:9');
+  });
+});
+
+describe('agent-onboarding keys api-env', () => {
+  const newest = Buffer.alloc(32, 2).toString('base64');
+  const master = `k2:${newest},k1:${Buffer.alloc(32, 1).toString('base64')}`;
+
+  it('prints the API key variables derived from AO_MASTER_KEYS, and they load as the API config', async () => {
+    const { io, out } = memoryIo('', { AO_MASTER_KEYS: master });
+    expect(await main(['keys', 'api-env'], io)).toBe(0);
+    const lines = out().trim().split('\n');
+    expect(lines.map((l) => l.slice(0, l.indexOf('=')))).toEqual(['AO_CODEC_KEYS', 'AO_SEAL_PUBLIC_KEYS']);
+    const env = Object.fromEntries(lines.map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]));
+    expect(env).toEqual(apiKeyEnv(Keyring.parse(master)));
+    expect(loadApiConfig(env).keys.sealer.ids).toEqual(['k2', 'k1']);
+    expect(out()).not.toContain(newest);
+  });
+
+  it('fails with a message when AO_MASTER_KEYS is missing or malformed', async () => {
+    const missing = memoryIo('', {});
+    expect(await main(['keys', 'api-env'], missing.io)).toBe(1);
+    expect(missing.err()).toContain('AO_MASTER_KEYS');
+    const bad = memoryIo('', { AO_MASTER_KEYS: 'k1:c2hvcnQ=' });
+    expect(await main(['keys', 'api-env'], bad.io)).toBe(1);
+    expect(bad.err()).toMatch(/32 bytes/);
+    expect(await main(['keys', 'api-env', 'extra'], memoryIo('', { AO_MASTER_KEYS: master }).io)).toBe(64);
   });
 });

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { ApiClient, ApiRequestError, ApiUnreachableError } from './api-client';
+import { apiEnvFile } from './keys';
 import { followOnboarding, renderTable, type HostView, type Outcome } from './progress';
 
 export interface Io {
@@ -28,6 +29,8 @@ const USAGE = `usage: agent-onboarding <command>
   hosts approve-key ID SHA256:… [--hop target|bastion]   --hop: whose login/key (default: the one waiting)
   tunnels list
   tunnels show ID
+  keys api-env                        print the API's AO_CODEC_KEYS and AO_SEAL_PUBLIC_KEYS, derived from
+                                      AO_MASTER_KEYS in the environment (the API must never get the master keys)
 
 Secrets are read from stdin, one per line, in this order: password, passphrase, bastion password.
 Environment: AO_API_URL (default http://127.0.0.1:8080), AO_API_TOKEN.
@@ -270,6 +273,11 @@ export async function run(argv: string[], io: Io): Promise<number> {
       const { positionals } = simple();
       if (positionals.length !== 1) throw new UsageError('tunnels show needs exactly one tunnel id');
       printJson(io, await api.request('GET', `/v1/tunnels/${encodeURIComponent(positionals[0])}`));
+      return 0;
+    }
+    case 'keys api-env': {
+      if (rest.length) throw new UsageError('keys api-env takes no arguments (it reads AO_MASTER_KEYS from the environment)');
+      io.stdout.write(apiEnvFile(io.env));
       return 0;
     }
     case 'help':

@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
+import { apiKeyEnv } from '../../lib/config';
 import { Keyring } from '../../lib/keyring';
 import { dataConverterFor } from '../../lib/temporal';
 import { repoRoot, ensureToolchain } from './toolchain';
@@ -79,13 +80,17 @@ async function main(): Promise<void> {
 
   try {
     const apiUrl = `http://127.0.0.1:${opts.apiPort}`;
+    const keyring = Keyring.parse(process.env.AO_MASTER_KEYS ?? secrets.masterKeys);
+    // The dev server's UI has no login to forward a token: its codec URL carries a fresh random secret instead,
+    // which opens decode (never encode) on that one path, for this run only.
+    const devCodecSecret = randomBytes(32).toString('base64url');
     const temporal = await startTemporalDevServer({
       binary: tools.temporal,
       dataDir: opts.dataDir,
       port: opts.temporalPort,
       uiPort: opts.uiPort,
       dbFile: path.join(opts.dataDir, 'temporal.sqlite'),
-      codecEndpoint: `${apiUrl}/codec`,
+      codecEndpoint: `${apiUrl}/codec/dev/${devCodecSecret}`,
     });
     children.push(temporal);
     const influx = await startInfluxd({
@@ -96,34 +101,40 @@ async function main(): Promise<void> {
     });
     children.push(influx);
 
+    // Key variables are set per process below, never inherited: the API must not see AO_MASTER_KEYS.
+    const {
+      AO_MASTER_KEYS: _masterKeys,
+      AO_CODEC_KEYS: _codecKeys,
+      AO_SEAL_PUBLIC_KEYS: _sealKeys,
+      AO_DEV_CODEC_SECRET: _devSecret,
+      AO_DEV_CODEC_WITHOUT_AUTH: _oldDevBypass,
+      ...inherited
+    } = process.env;
     const env: NodeJS.ProcessEnv = {
-      ...process.env,
+      ...inherited,
       TEMPORAL_ADDRESS: temporal.address,
       INFLUX_URL: influx.url,
       INFLUX_BUCKET: `${influx.database}/autogen`,
       INFLUX_TOKEN: process.env.INFLUX_TOKEN ?? 'telegraf:telegraf',
-      AO_MASTER_KEYS: process.env.AO_MASTER_KEYS ?? secrets.masterKeys,
       AO_API_TOKENS: process.env.AO_API_TOKENS ?? `${secrets.operatorToken}:operator,${secrets.viewerToken}:viewer`,
       AO_API_PORT: String(opts.apiPort),
       AO_UI_ORIGIN: temporal.uiUrl,
-      // The dev UI has no login: let it decode payloads without a token (sealed secrets stay sealed).
-      AO_DEV_CODEC_WITHOUT_AUTH: process.env.AO_DEV_CODEC_WITHOUT_AUTH ?? 'true',
       TELEGRAF_PATH: tools.telegraf,
     };
     const worker = startProcess('worker', process.execPath, [path.join(root, 'dist', 'apps', 'worker', 'main.js')], {
       logFile: path.join(opts.dataDir, 'worker.log'),
-      env,
+      env: { ...env, AO_MASTER_KEYS: keyring.toSpec() },
     });
     children.push(worker);
     const api = startProcess('api', process.execPath, [path.join(root, 'dist', 'apps', 'api', 'main.js')], {
       logFile: path.join(opts.dataDir, 'api.log'),
-      env,
+      // Derived keys only: the API seals to the workers' public keys and cannot open what it sealed.
+      env: { ...env, ...apiKeyEnv(keyring), AO_API_HOST: '127.0.0.1', AO_DEV_CODEC_SECRET: devCodecSecret },
     });
     children.push(api);
     await waitFor(`API on ${apiUrl}`, async () => (await fetch(`${apiUrl}/healthz`)).ok, 60_000, api.exited);
 
     // Smoke: a workflow that needs the worker's workflow and activity sides to answer.
-    const keyring = Keyring.parse(env.AO_MASTER_KEYS!);
     const connection = await Connection.connect({ address: temporal.address });
     const client = new Client({ connection, dataConverter: dataConverterFor(keyring) });
     const smoke = await client.workflow.execute('smokeTest', {

@@ -1,12 +1,12 @@
 import { NativeConnection, Runtime, DefaultLogger } from '@temporalio/worker';
-import { loadConfig } from '../../lib/config';
+import { loadWorkerConfig } from '../../lib/config';
 import { createLogger } from '../../lib/logging';
 import { createWorkers } from './workers';
 
 /** The worker process: runs until SIGINT/SIGTERM, then drains in-flight tasks before exiting. */
 async function main(): Promise<void> {
   const log = createLogger('worker');
-  const config = loadConfig();
+  const config = loadWorkerConfig();
   // The SDK installs SIGINT/SIGTERM handlers that begin a graceful shutdown of every worker.
   Runtime.install({ logger: new DefaultLogger('WARN'), shutdownSignals: ['SIGINT', 'SIGTERM'] });
   const connection = await NativeConnection.connect({ address: config.temporal.address, tls: config.temporal.tls || undefined });

@@ -1,7 +1,7 @@
 import { NativeConnection, Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { Client } from '@temporalio/client';
 import { createActivities, type ActivityDeps } from '../../activities';
-import type { AppConfig } from '../../lib/config';
+import type { WorkerConfig } from '../../lib/config';
 import { dataConverterFor } from '../../lib/temporal';
 import { createLogger, type Logger } from '../../lib/logging';
 
@@ -19,7 +19,7 @@ export interface WorkerSet {
  * (long-held forwards on their own queue, so they never starve onboarding).
  */
 export async function createWorkers(opts: {
-  config: AppConfig;
+  config: WorkerConfig;
   connection: NativeConnection;
   bundle?: WorkflowBundleWithSourceMap;
   deps?: Partial<ActivityDeps>;

@@ -9,7 +9,7 @@ import { startInfluxd, startTemporalDevServer, type InfluxServer, type TemporalD
 import { ensureToolchain, repoRoot, type Toolchain } from '../../apps/devstack/toolchain';
 import { Keyring } from '../../lib/keyring';
 import { dataConverterFor } from '../../lib/temporal';
-import type { AppConfig } from '../../lib/config';
+import { apiKeyEnv, type WorkerConfig } from '../../lib/config';
 
 /**
  * What every benchmark starts for itself: a headless Temporal dev server and InfluxDB 1.8 on free loopback
@@ -69,8 +69,8 @@ export interface BenchStack {
   influx: InfluxServer & { token: string; org: string; bucket: string; port: number };
   keyring: Keyring;
   client: Client;
-  config: AppConfig;
-  /** Environment for the worker and API child processes (holds the master key: never printed). */
+  config: WorkerConfig;
+  /** Environment for the worker child processes (holds the master key: never printed); the API's drops it. */
   childEnv: NodeJS.ProcessEnv;
 }
 
@@ -89,7 +89,7 @@ export async function startStack(cleanup: Cleanup, label: string): Promise<Bench
   const client = new Client({ connection, dataConverter: dataConverterFor(keyring) });
   cleanup.add('temporal client', () => connection.close());
   const suffix = randomBytes(3).toString('hex');
-  const config: AppConfig = {
+  const config: WorkerConfig = {
     temporal: { address: temporal.address, namespace: 'default', onboardingTaskQueue: `bench-onb-${suffix}`, tunnelTaskQueue: `bench-tun-${suffix}`, tls: false },
     influx: { url: influx.url, token: influx.token, org: influx.org, bucket: influx.bucket },
     keyring,
@@ -199,8 +199,11 @@ export async function startApiProcess(
   opts: { token: string; rateLimit: string },
 ): Promise<{ app: ChildApp; base: string }> {
   const port = await freePort();
+  // The API gets its derived keys, never the workers' master keys (it refuses to start with them).
+  const { AO_MASTER_KEYS: _workerOnly, ...common } = stack.childEnv;
   const app = spawnTs('api', 'apps/api/main.ts', {
-    ...stack.childEnv,
+    ...common,
+    ...apiKeyEnv(stack.keyring),
     AO_API_HOST: '127.0.0.1',
     AO_API_PORT: String(port),
     AO_API_TOKENS: `${opts.token}:operator`,

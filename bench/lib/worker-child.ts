@@ -5,12 +5,12 @@
  * so memory per held tunnel is not hidden by garbage left over from bundling the workflows at start-up.
  */
 import { DefaultLogger, NativeConnection, Runtime } from '@temporalio/worker';
-import { loadConfig } from '../../lib/config';
+import { loadWorkerConfig } from '../../lib/config';
 import { createLogger } from '../../lib/logging';
 import { createWorkers } from '../../apps/worker/workers';
 
 async function main(): Promise<void> {
-  const config = loadConfig();
+  const config = loadWorkerConfig();
   Runtime.install({ logger: new DefaultLogger('WARN'), shutdownSignals: ['SIGINT', 'SIGTERM'] });
   const connection = await NativeConnection.connect({ address: config.temporal.address });
   const set = await createWorkers({ config, connection, log: createLogger('worker') });

@@ -212,7 +212,7 @@ describeFleet('SSH activities on fleet hosts', () => {
     for (const r of [first, second]) {
       expect(r.username).toBe('cloudroot');
       expect(r.publicKey).toMatch(/^ssh-ed25519 \S+ agent-onboarding:host-direct$/);
-      expect(r.privateKey.sealed).toMatch(/^v1\./);
+      expect(r.privateKey.sealed).toMatch(/^v2\./);
       expect(JSON.stringify(r)).not.toContain('PRIVATE KEY');
     }
     expect(second.publicKey).not.toBe(first.publicKey);

@@ -2,7 +2,7 @@ import { defaultPayloadConverter } from '@temporalio/common';
 import request from 'supertest';
 import { EncryptionCodec } from '../../lib/payload-codec';
 import { sealSecret } from '../../lib/sealed-secret';
-import { bearer, deadAddress, OPERATOR_TOKEN, startTestApp, UI_ORIGIN, VIEWER_TOKEN, type TestApp } from './harness';
+import { bearer, deadAddress, OPERATOR_TOKEN, startTestApp, UI_ORIGIN, VIEWER_TOKEN, WORKER_KEYRING, type TestApp } from './harness';
 
 const validHost = { address: '10.213.1.5', username: 'admin', password: 'Corr3ct-Horse-Battery' };
 
@@ -62,6 +62,7 @@ describe('API auth, codec server, headers', () => {
     });
   });
 
+  // Roles on /codec and the dev stack's capability path: test/security/sealing.test.ts.
   describe('codec server', () => {
     const plain = defaultPayloadConverter.toPayload({ hello: 'world', n: 1 });
     const wire = (p: typeof plain) => ({
@@ -70,15 +71,15 @@ describe('API auth, codec server, headers', () => {
     });
 
     it('encode → decode round-trips, and the encoding is our EncryptionCodec', async () => {
-      const enc = await http().post('/codec/encode').set(bearer(VIEWER_TOKEN)).send({ payloads: [wire(plain)] });
+      const enc = await http().post('/codec/encode').set(bearer(OPERATOR_TOKEN)).send({ payloads: [wire(plain)] });
       expect(enc.status).toBe(200);
       expect(enc.body.payloads).toHaveLength(1);
       const encoded = enc.body.payloads[0];
       expect(Buffer.from(encoded.metadata.encoding, 'base64').toString()).toBe('binary/encrypted');
       expect(Buffer.from(encoded.data, 'base64').toString()).not.toContain('world');
 
-      // The worker's codec (same keyring) reads what the codec server wrote.
-      const [viaLib] = await new EncryptionCodec(t.config.keyring).decode([
+      // The worker's codec (its master keyring) reads what the codec server wrote with the API's codec keys.
+      const [viaLib] = await new EncryptionCodec(WORKER_KEYRING).decode([
         { metadata: { encoding: Buffer.from(encoded.metadata.encoding, 'base64'), 'encryption-key-id': Buffer.from(encoded.metadata['encryption-key-id'], 'base64') }, data: Buffer.from(encoded.data, 'base64') },
       ]);
       expect(defaultPayloadConverter.fromPayload(viaLib)).toEqual({ hello: 'world', n: 1 });
@@ -89,9 +90,9 @@ describe('API auth, codec server, headers', () => {
     });
 
     it('sealed secrets inside a payload stay sealed after decoding', async () => {
-      const sealed = sealSecret(t.config.keyring, 'hunter2-plaintext');
+      const sealed = sealSecret(t.config.keys.sealer, 'hunter2-plaintext');
       const payload = defaultPayloadConverter.toPayload({ credential: { username: 'admin', password: sealed } });
-      const enc = await http().post('/codec/encode').set(bearer(VIEWER_TOKEN)).send({ payloads: [wire(payload)] });
+      const enc = await http().post('/codec/encode').set(bearer(OPERATOR_TOKEN)).send({ payloads: [wire(payload)] });
       const dec = await http().post('/codec/decode').set(bearer(VIEWER_TOKEN)).send(enc.body);
       expect(dec.status).toBe(200);
       const json = Buffer.from(dec.body.payloads[0].data, 'base64').toString();
@@ -102,7 +103,7 @@ describe('API auth, codec server, headers', () => {
     it('passes unencrypted payloads through and rejects tampered ones with CODEC_FAILED', async () => {
       const pass = await http().post('/codec/decode').set(bearer(VIEWER_TOKEN)).send({ payloads: [wire(plain)] });
       expect(pass.body).toEqual({ payloads: [wire(plain)] });
-      const enc = await http().post('/codec/encode').set(bearer(VIEWER_TOKEN)).send({ payloads: [wire(plain)] });
+      const enc = await http().post('/codec/encode').set(bearer(OPERATOR_TOKEN)).send({ payloads: [wire(plain)] });
       const data = Buffer.from(enc.body.payloads[0].data, 'base64');
       data[20] ^= 0xff;
       const tampered = { payloads: [{ ...enc.body.payloads[0], data: data.toString('base64') }] };
@@ -116,20 +117,6 @@ describe('API auth, codec server, headers', () => {
         const res = await http().post(path).send({ payloads: [] });
         expect(res.status).toBe(401);
         expect(res.body.code).toBe('UNAUTHENTICATED');
-      }
-    });
-
-    it('dev stack only: the UI origin may decode without a token; encode and other origins still need one', async () => {
-      const dev = await startTestApp(await deadAddress());
-      dev.config.api.devCodecWithoutAuth = true;
-      try {
-        const devHttp = () => request(dev.app.getHttpServer());
-        expect((await devHttp().post('/codec/decode').set('Origin', UI_ORIGIN).send({ payloads: [] })).status).toBe(200);
-        expect((await devHttp().post('/codec/decode').set('Origin', 'http://evil.example').send({ payloads: [] })).status).toBe(401);
-        expect((await devHttp().post('/codec/decode').send({ payloads: [] })).status).toBe(401);
-        expect((await devHttp().post('/codec/encode').set('Origin', UI_ORIGIN).send({ payloads: [] })).status).toBe(401);
-      } finally {
-        await dev.close();
       }
     });
 

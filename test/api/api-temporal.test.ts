@@ -14,7 +14,7 @@ import { eventually, uniqueName } from '../support/stack';
 import '../support/quiet-runtime';
 import { fakeActivities } from './fake-activities';
 import { OFFERED_KEY } from './fake-workflows';
-import { bearer, OPERATOR_TOKEN, startTestApp, VIEWER_TOKEN, type TestApp } from './harness';
+import { bearer, OPERATOR_TOKEN, startTestApp, VIEWER_TOKEN, WORKER_KEYRING, type TestApp } from './harness';
 
 // The API against a real Temporal dev server (the jest globalSetup's, or our own when run without it)
 // and a worker running stand-in workflows that use the real message definitions.
@@ -55,7 +55,7 @@ describe('API against Temporal', () => {
       taskQueue,
       workflowsPath: require.resolve('./fake-workflows'),
       activities: fakeActivities,
-      dataConverter: dataConverterFor(t.config.keyring),
+      dataConverter: dataConverterFor(WORKER_KEYRING),
     });
     running = worker.run();
   });
@@ -108,7 +108,7 @@ describe('API against Temporal', () => {
       t.client.options.loadedDataConverter,
       history.events?.[0].workflowExecutionStartedEventAttributes?.input?.payloads,
     )) as [OnboardHostInput];
-    expect(input.target.credential.password?.sealed).toMatch(/^v1\./);
+    expect(input.target.credential.password?.sealed).toMatch(/^v2\./);
     expect(JSON.stringify(input)).not.toContain(PASSWORD);
     expect(input).toMatchObject({ hostId, target: { address: '10.213.7.9', port: 22 }, dataPath: { kind: 'tunnel' }, labels: { env: 'test' } });
 

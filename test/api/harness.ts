@@ -1,7 +1,7 @@
 import { createServer } from 'node:net';
 import type { INestApplication } from '@nestjs/common';
 import { Client, Connection } from '@temporalio/client';
-import type { AppConfig } from '../../lib/config';
+import type { ApiConfig } from '../../lib/config';
 import { Keyring } from '../../lib/keyring';
 import { dataConverterFor } from '../../lib/temporal';
 import { createApp, type CreateAppOptions } from '../../apps/api/create-app';
@@ -10,7 +10,13 @@ export const OPERATOR_TOKEN = 'op-token-0123456789abcdef0123';
 export const VIEWER_TOKEN = 'viewer-token-0123456789abcdef';
 export const UI_ORIGIN = 'http://127.0.0.1:8233';
 
-export function testConfig(address: string, overrides: { namespace?: string; onboardingTaskQueue?: string } = {}): AppConfig {
+/**
+ * The workers' master keys in API tests. The API itself never gets them: its config holds only the keys derived
+ * for it (codec keys and sealing public keys), as in production. Tests use this to play the worker.
+ */
+export const WORKER_KEYRING = Keyring.forTests('api');
+
+export function testConfig(address: string, overrides: { namespace?: string; onboardingTaskQueue?: string; devCodecSecret?: string } = {}): ApiConfig {
   return {
     temporal: {
       address,
@@ -20,7 +26,7 @@ export function testConfig(address: string, overrides: { namespace?: string; onb
       tls: false,
     },
     influx: { url: 'http://127.0.0.1:8086', token: 'telegraf:telegraf', org: 'agent-onboarding', bucket: 'telegraf/autogen' },
-    keyring: Keyring.forTests('api'),
+    keys: WORKER_KEYRING.apiKeys(),
     api: {
       host: '127.0.0.1',
       port: 0,
@@ -29,6 +35,7 @@ export function testConfig(address: string, overrides: { namespace?: string; onb
         [VIEWER_TOKEN, 'viewer'],
       ]),
       uiOrigin: UI_ORIGIN,
+      ...(overrides.devCodecSecret ? { devCodecSecret: overrides.devCodecSecret } : {}),
     },
   };
 }
@@ -45,7 +52,7 @@ export async function deadAddress(): Promise<string> {
 export interface TestApp {
   app: INestApplication;
   client: Client;
-  config: AppConfig;
+  config: ApiConfig;
   close(): Promise<void>;
 }
 
@@ -58,7 +65,7 @@ export async function startTestApp(
   const client = new Client({
     connection: Connection.lazy({ address }),
     namespace: config.temporal.namespace,
-    dataConverter: dataConverterFor(config.keyring),
+    dataConverter: dataConverterFor(config.keys.codec),
   });
   const app = await createApp({ logger: false, ...opts, config, client });
   return {

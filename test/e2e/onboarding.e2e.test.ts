@@ -6,7 +6,7 @@ import { createApp } from '../../apps/api/create-app';
 import { createWorkers, type WorkerSet } from '../../apps/worker/workers';
 import { bundleWorkflows } from '../../apps/worker/bundle';
 import { Keyring } from '../../lib/keyring';
-import type { AppConfig } from '../../lib/config';
+import type { ApiConfig, WorkerConfig } from '../../lib/config';
 import { createLogger } from '../../lib/logging';
 import { createFleet, fleetUnsupportedReason, type Fleet, type FleetHost } from '../fleet';
 import { eventually, testClient, testStack, uniqueName } from '../support/stack';
@@ -31,7 +31,7 @@ suite('onboarding end to end (fleet + API + worker)', () => {
   let running: Promise<void>;
   let app: INestApplication;
   let base: string;
-  let config: AppConfig;
+  let config: WorkerConfig;
   /** Hosts whose host key the worker swaps right after cloudroot (between bootstrap and install). */
   const swapKeyAfterCloudroot = new Map<string, FleetHost>();
   const workflowIds: string[] = [];
@@ -62,7 +62,10 @@ suite('onboarding end to end (fleet + API + worker)', () => {
       }),
     });
     running = workers.run();
-    app = await createApp({ config, client, logger: false });
+    // The API gets only what production gives it: codec keys and sealing public keys.
+    const { keyring: _workerOnly, ...common } = config;
+    const apiConfig: ApiConfig = { ...common, keys: keyring.apiKeys() };
+    app = await createApp({ config: apiConfig, client, logger: false });
     await app.listen(0, '127.0.0.1');
     base = `http://127.0.0.1:${(app.getHttpServer().address() as AddressInfo).port}`;
   });

@@ -4,7 +4,8 @@ import { bundleWorkflowCode, Worker, type WorkflowBundleWithSourceMap } from '@t
 import { DeterminismViolationError } from '@temporalio/workflow';
 import { FAILURE_CONVERTER_PATH, bundleWorkflows } from '../../apps/worker/bundle';
 import { dataConverterFor } from '../../lib/temporal';
-import { findSecretsInHistory } from '../support/history-secrets';
+import { unsealSecret } from '../../lib/sealed-secret';
+import { findSecretsInHistory, sealedSecretsInHistory } from '../support/history-secrets';
 import { historyFromJSONText } from './history-json';
 import { FIXTURE_SECRETS, fixtureKeyring, scenarioForFixture, scenarios } from './scenarios';
 
@@ -55,6 +56,13 @@ test('every recorded history replays against the current workflow code', async (
 
 test('fixtures are stored encrypted: no sealed secret is readable, not even after decoding', async () => {
   expect(await findSecretsInHistory(fixtures.map((f) => f.history), FIXTURE_SECRETS, keyring)).toEqual([]);
+});
+
+test('every sealed secret in the recorded histories still opens (v1 secrets of running workflows included)', async () => {
+  const sealed = await sealedSecretsInHistory(fixtures.map((f) => f.history), keyring);
+  expect(sealed.length).toBeGreaterThan(0);
+  const opened = sealed.map((s) => unsealSecret(keyring, { sealed: s }));
+  expect(opened.filter((p) => !FIXTURE_SECRETS.includes(p))).toEqual([]);
 });
 
 describe('a changed onboardHost', () => {

@@ -210,7 +210,7 @@ const onboardingScenarios: Scenario[] = [
         via: { address: '10.213.201.1', port: 22, credential: { username: 'jump', password: sealSecret(keyring, 'replay-jump-password') } },
       },
     }),
-    fakes: (keyring) => {
+    fakes: () => {
       let calls = 0;
       return {
         probeHost: async (i: { target: { via?: { hostKeySha256?: string } } }) => {

@@ -3,7 +3,7 @@ import request from 'supertest';
 import { bundleWorkflows } from '../../apps/worker/bundle';
 import { sealSecret } from '../../lib/sealed-secret';
 import { dataConverterFor } from '../../lib/temporal';
-import { bearer, OPERATOR_TOKEN, startTestApp, type TestApp } from '../api/harness';
+import { bearer, OPERATOR_TOKEN, startTestApp, WORKER_KEYRING, type TestApp } from '../api/harness';
 import { eventually, testStack, uniqueName } from '../support/stack';
 
 // Finding 8, second half: a host posted again after its run closed started unpinned, so trust on first use
@@ -23,7 +23,7 @@ describe('finding 8: pins carry over into a host\'s later runs', () => {
   beforeAll(async () => {
     const taskQueue = uniqueName('sec-pins');
     t = await startTestApp(testStack().temporalAddress, { configOverrides: { onboardingTaskQueue: taskQueue }, docs: false });
-    const keyring = t.config.keyring;
+    const keyring = WORKER_KEYRING;
     connection = await NativeConnection.connect({ address: testStack().temporalAddress });
     worker = await Worker.create({
       connection,

@@ -9,7 +9,7 @@ import { bundleWorkflows } from '../../apps/worker/bundle';
 import { createWorkers, type WorkerSet } from '../../apps/worker/workers';
 import { dialSsh } from '../../activities/ssh/dialer';
 import { tunnelStatus } from '../../activities/tunnel/describe';
-import type { AppConfig } from '../../lib/config';
+import type { ApiConfig, WorkerConfig } from '../../lib/config';
 import { Keyring } from '../../lib/keyring';
 import { createLogger } from '../../lib/logging';
 import { unsealSecret } from '../../lib/sealed-secret';
@@ -36,7 +36,7 @@ suite('tunnel keys and binds on real hosts', () => {
   let running: Promise<void>;
   let app: INestApplication;
   let base: string;
-  let config: AppConfig;
+  let config: WorkerConfig;
 
   beforeAll(async () => {
     const stack = testStack();
@@ -50,7 +50,10 @@ suite('tunnel keys and binds on real hosts', () => {
     [fleet, client, connection] = await Promise.all([createFleet(), testClient(keyring), NativeConnection.connect({ address: stack.temporalAddress })]);
     workers = await createWorkers({ config, connection, bundle: await bundleWorkflows(), log: createLogger('security-worker') });
     running = workers.run();
-    app = await createApp({ config, client, logger: false });
+    // The API gets only what production gives it: codec keys and sealing public keys.
+    const { keyring: _workerOnly, ...common } = config;
+    const apiConfig: ApiConfig = { ...common, keys: keyring.apiKeys() };
+    app = await createApp({ config: apiConfig, client, logger: false });
     await app.listen(0, '127.0.0.1');
     base = `http://127.0.0.1:${(app.getHttpServer().address() as AddressInfo).port}`;
   });

@@ -1,6 +1,6 @@
 import type { temporal } from '@temporalio/proto';
 import { EncryptionCodec } from '../../lib/payload-codec';
-import type { Keyring } from '../../lib/keyring';
+import type { CodecKeySource } from '../../lib/keyring';
 
 const KEY_MARKERS = ['PRIVATE KEY-----', 'BEGIN OPENSSH PRIVATE KEY', 'b3BlbnNzaC1rZXktdjE']; // the last: base64 of "openssh-key-v1"
 
@@ -10,7 +10,7 @@ type History = temporal.api.history.v1.IHistory;
  * Looks for secrets in histories as stored (encrypted) and as the Temporal UI would show them after the codec
  * server decoded every payload. Sealed secrets must stay sealed in both views. Returns "where: what" hits.
  */
-export async function findSecretsInHistory(histories: History[], needles: string[], keyring: Keyring): Promise<string[]> {
+export async function findSecretsInHistory(histories: History[], needles: string[], keyring: CodecKeySource): Promise<string[]> {
   const codec = new EncryptionCodec(keyring);
   const hits: string[] = [];
   const check = (where: string, text: string) => {
@@ -26,6 +26,21 @@ export async function findSecretsInHistory(histories: History[], needles: string
     for (const p of decoded) check(`history ${i} (decoded)`, Buffer.from(p.data ?? new Uint8Array()).toString('utf8'));
   }
   return hits;
+}
+
+/** Every `{ sealed }` value in the histories' payloads, as the codec server would show them (decoded). */
+export async function sealedSecretsInHistory(histories: History[], keys: CodecKeySource): Promise<string[]> {
+  const codec = new EncryptionCodec(keys);
+  const found: string[] = [];
+  for (const history of histories) {
+    const payloads: temporal.api.common.v1.IPayload[] = [];
+    collectPayloads(history, payloads);
+    for (const p of await codec.decode(payloads)) {
+      const text = Buffer.from(p.data ?? new Uint8Array()).toString('utf8');
+      for (const m of text.matchAll(/"sealed":"(v\d+\.[A-Za-z0-9_.-]+)"/g)) found.push(m[1]);
+    }
+  }
+  return found;
 }
 
 function collectPayloads(node: unknown, out: temporal.api.common.v1.IPayload[], depth = 0): void {

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { DefaultLogger, NativeConnection, Runtime } from '@temporalio/worker';
 import { createWorkers } from '../../apps/worker/workers';
-import { loadConfig } from '../../lib/config';
+import { loadWorkerConfig } from '../../lib/config';
 import { createLogger } from '../../lib/logging';
 
 /**
@@ -15,7 +15,7 @@ export const READY_MESSAGE = 'worker ready';
 async function main(): Promise<void> {
   const identity = process.env.AO_WORKER_IDENTITY || undefined;
   const log = createLogger('worker-child', identity ? { identity } : {});
-  const config = loadConfig();
+  const config = loadWorkerConfig();
   Runtime.install({ logger: new DefaultLogger('WARN'), shutdownSignals: ['SIGINT', 'SIGTERM'] });
 
   const parent = process.ppid;

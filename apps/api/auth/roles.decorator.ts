@@ -12,3 +12,10 @@ export const RequireRole = (role: ApiRole) => SetMetadata(REQUIRED_ROLE, role);
 
 /** No token needed (health probes). */
 export const Public = () => SetMetadata(PUBLIC_ROUTE, true);
+
+/**
+ * No token, but the route's `:capability` parameter must equal the configured dev codec secret
+ * (the dev stack's `/codec/dev/<secret>/decode`). It grants the viewer role.
+ */
+export const DEV_CODEC_CAPABILITY = 'agent-onboarding:dev-codec-capability';
+export const DevCodecCapability = () => SetMetadata(DEV_CODEC_CAPABILITY, true);

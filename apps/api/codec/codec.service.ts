@@ -1,6 +1,6 @@
 import { Inject, Injectable } from '@nestjs/common';
 import type { Payload } from '@temporalio/common';
-import type { AppConfig } from '../../../lib/config';
+import type { ApiConfig } from '../../../lib/config';
 import { EncryptionCodec } from '../../../lib/payload-codec';
 import { ApiError } from '../common/api-error';
 import { ErrorCode } from '../common/error-codes';
@@ -13,15 +13,15 @@ export interface WirePayload {
 }
 
 /**
- * The codec server behind the Temporal UI. It holds only the payload-codec subkey's keyring use:
- * sealed secrets inside decoded payloads stay sealed (they use the separate 'secret-seal' subkey).
+ * The codec server behind the Temporal UI. It holds only the payload-codec keys (AO_CODEC_KEYS): sealed secrets
+ * inside decoded payloads stay sealed (only workers hold the private keys that open them).
  */
 @Injectable()
 export class CodecService {
   private readonly codec: EncryptionCodec;
 
-  constructor(@Inject(APP_CONFIG) config: AppConfig) {
-    this.codec = new EncryptionCodec(config.keyring);
+  constructor(@Inject(APP_CONFIG) config: ApiConfig) {
+    this.codec = new EncryptionCodec(config.keys.codec);
   }
 
   async encode(payloads: CodecPayloadDto[]): Promise<{ payloads: WirePayload[] }> {

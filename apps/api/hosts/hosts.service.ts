@@ -39,7 +39,7 @@ export class HostsService {
   /** Starts (or joins) `onboard/<hostId>`: the same host posted twice is one onboarding. */
   async create(dto: CreateHostDto): Promise<HostAcceptedDto> {
     const { client, config } = this.temporal;
-    const input = toOnboardHostInput(dto, { keyring: config.keyring, defaultInfluxUrl: config.influx.url });
+    const input = toOnboardHostInput(dto, { sealer: config.keys.sealer, defaultInfluxUrl: config.influx.url });
     const workflowId = workflowIds.onboarding(input.hostId);
     await this.carryPins(input);
     try {
@@ -161,7 +161,7 @@ export class HostsService {
   }
 
   async provideCredentials(id: string, dto: ProvideCredentialsDto): Promise<{ accepted: true }> {
-    const credential = toSshCredential(dto, this.temporal.config.keyring);
+    const credential = toSshCredential(dto, this.temporal.config.keys.sealer);
     const handle = this.temporal.client.workflow.getHandle(workflowIds.onboarding(id));
     try {
       return await this.temporal.update(handle, provideCredentialsUpdate, [credential, { hop: dto.hop }], ErrorCode.HostNotFound);

@@ -6,7 +6,7 @@ import type { CreateHostDto } from './dto/create-host.dto';
 import { canonicalIpv6, deriveHostId, toOnboardHostInput } from './onboard-input.mapper';
 
 const keyring = Keyring.forTests('mapper');
-const ctx = { keyring, defaultInfluxUrl: 'http://influx.example:8086' };
+const ctx = { sealer: keyring, defaultInfluxUrl: 'http://influx.example:8086' };
 const key = sshUtils.generateKeyPairSync('ed25519');
 const dto = (extra: Partial<CreateHostDto>) =>
   ({ address: '10.213.1.5', port: 22, username: 'admin', dataPath: 'tunnel', agentMode: 'artifact', ...extra }) as CreateHostDto;

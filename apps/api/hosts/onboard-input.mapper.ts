@@ -1,7 +1,7 @@
 import { isIP } from 'node:net';
 import { createHash } from 'node:crypto';
 import type { OnboardHostInput, SshCredential, SshTarget } from '../../../workflows/contracts';
-import type { Keyring } from '../../../lib/keyring';
+import type { SealingKeySource } from '../../../lib/keyring';
 import { sealSecret } from '../../../lib/sealed-secret';
 import { HOST_ID_PATTERN } from '../common/validators';
 import type { BastionDto } from './dto/bastion.dto';
@@ -9,7 +9,8 @@ import type { CreateHostDto } from './dto/create-host.dto';
 import type { SshLoginDto } from './dto/ssh-login.dto';
 
 export interface MappingContext {
-  keyring: Keyring;
+  /** Seals with public keys only: the API cannot open what it seals. */
+  sealer: SealingKeySource;
   /** InfluxDB URL for dataPath "direct" when the request names none (config.influx.url). */
   defaultInfluxUrl: string;
 }
@@ -38,16 +39,16 @@ export function canonicalIpv6(address: string): string {
 }
 
 /** Seals every secret right away: from here on only SealedSecret values exist. */
-export function toSshCredential(login: SshLoginDto, keyring: Keyring): SshCredential {
+export function toSshCredential(login: SshLoginDto, sealer: SealingKeySource): SshCredential {
   const credential: SshCredential = { username: login.username };
-  if (login.password != null) credential.password = sealSecret(keyring, login.password);
-  if (login.privateKey != null) credential.privateKey = sealSecret(keyring, login.privateKey);
-  if (login.passphrase != null) credential.passphrase = sealSecret(keyring, login.passphrase);
+  if (login.password != null) credential.password = sealSecret(sealer, login.password);
+  if (login.privateKey != null) credential.privateKey = sealSecret(sealer, login.privateKey);
+  if (login.passphrase != null) credential.passphrase = sealSecret(sealer, login.passphrase);
   return credential;
 }
 
-function toBastionTarget(bastion: BastionDto, keyring: Keyring): SshTarget {
-  const target: SshTarget = { address: bastion.address, port: bastion.port ?? 22, credential: toSshCredential(bastion, keyring) };
+function toBastionTarget(bastion: BastionDto, sealer: SealingKeySource): SshTarget {
+  const target: SshTarget = { address: bastion.address, port: bastion.port ?? 22, credential: toSshCredential(bastion, sealer) };
   if (bastion.hostKeySha256) target.hostKeySha256 = bastion.hostKeySha256;
   return target;
 }
@@ -55,8 +56,8 @@ function toBastionTarget(bastion: BastionDto, keyring: Keyring): SshTarget {
 export function toOnboardHostInput(dto: CreateHostDto, ctx: MappingContext): OnboardHostInput {
   const port = dto.port ?? 22;
   const hostId = dto.hostId ?? deriveHostId(dto.address, port);
-  const via = dto.bastion ? toBastionTarget(dto.bastion, ctx.keyring) : undefined;
-  const target: SshTarget = { address: dto.address, port, credential: toSshCredential(dto, ctx.keyring) };
+  const via = dto.bastion ? toBastionTarget(dto.bastion, ctx.sealer) : undefined;
+  const target: SshTarget = { address: dto.address, port, credential: toSshCredential(dto, ctx.sealer) };
   if (dto.expectedHostKeySha256) target.hostKeySha256 = dto.expectedHostKeySha256;
   if (via) target.via = via;
 

@@ -1,5 +1,5 @@
 import { createHmac, hkdfSync, timingSafeEqual } from 'node:crypto';
-import type { Keyring } from '../../../lib/keyring';
+import type { CodecKeySource } from '../../../lib/keyring';
 
 /**
  * Visibility page tokens, signed and bound to their query. Temporal answers a forged token with a retryable
@@ -9,9 +9,10 @@ import type { Keyring } from '../../../lib/keyring';
 export class PageTokenSigner {
   private readonly key: Buffer;
 
-  constructor(keyring: Keyring) {
-    // Domain-separated from the sealing key it is derived from; tokens are short-lived, so rotation may void them.
-    this.key = Buffer.from(hkdfSync('sha256', keyring.derive('secret-seal'), Buffer.alloc(0), 'agent-onboarding/page-token', 32));
+  constructor(keys: CodecKeySource) {
+    // Derived from the newest payload-codec key (the API holds no other symmetric key), domain-separated from it.
+    // Tokens are short-lived, so a rotation may void the ones in flight.
+    this.key = Buffer.from(hkdfSync('sha256', keys.codecKeys().key(), Buffer.alloc(0), 'agent-onboarding/page-token', 32));
   }
 
   sign(query: string, serverToken: Uint8Array): string {

@@ -6,7 +6,7 @@ import { ApplicationFailure } from '@temporalio/common';
 import { decodeArrayFromPayloads, decodeOptionalFailureToOptionalError } from '@temporalio/common/lib/internal-non-workflow';
 import { optionalTsToMs } from '@temporalio/common/lib/time';
 import { temporal } from '@temporalio/proto';
-import type { AppConfig } from '../../../lib/config';
+import type { ApiConfig } from '../../../lib/config';
 import { ApiError, validationFailed } from '../common/api-error';
 import { ErrorCode } from '../common/error-codes';
 import { PageTokenSigner } from './page-token';
@@ -47,10 +47,10 @@ const iso = (ms: number | undefined) => (ms === undefined ? undefined : new Date
 export class TemporalGateway {
   constructor(
     readonly client: Client,
-    readonly config: AppConfig,
+    readonly config: ApiConfig,
     readonly timeouts: TemporalTimeouts,
   ) {
-    this.pageTokens = new PageTokenSigner(config.keyring);
+    this.pageTokens = new PageTokenSigner(config.keys.codec);
   }
 
   private readonly pageTokens: PageTokenSigner;

@@ -1,6 +1,6 @@
 import { DynamicModule, Global, Module } from '@nestjs/common';
 import type { Client } from '@temporalio/client';
-import type { AppConfig } from '../../../lib/config';
+import type { ApiConfig } from '../../../lib/config';
 import { TemporalGateway, type TemporalTimeouts } from './temporal.gateway';
 
 /** Injection tokens: tests pass a real Client (dev server, or an address where nothing listens). */
@@ -10,7 +10,7 @@ export const APP_CONFIG = Symbol('APP_CONFIG');
 @Global()
 @Module({})
 export class TemporalModule {
-  static forClient(client: Client, config: AppConfig, timeouts: TemporalTimeouts): DynamicModule {
+  static forClient(client: Client, config: ApiConfig, timeouts: TemporalTimeouts): DynamicModule {
     return {
       module: TemporalModule,
       providers: [

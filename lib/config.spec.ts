@@ -1,0 +1,59 @@
+import { randomBytes } from 'node:crypto';
+import { apiKeyEnv, ConfigError, loadApiConfig, loadWorkerConfig } from './config';
+import { Keyring } from './keyring';
+import { sealSecret, unsealSecret } from './sealed-secret';
+
+const master = `k2:${randomBytes(32).toString('base64')},k1:${randomBytes(32).toString('base64')}`;
+const keyring = Keyring.parse(master);
+const apiEnv = apiKeyEnv(keyring);
+
+describe('who gets which keys (lib/config)', () => {
+  it('worker: AO_MASTER_KEYS is required and gives the full keyring', () => {
+    expect(() => loadWorkerConfig({})).toThrow(/AO_MASTER_KEYS is required/);
+    expect(() => loadWorkerConfig({ AO_MASTER_KEYS: 'k1:short' })).toThrow(ConfigError);
+    const worker = loadWorkerConfig({ AO_MASTER_KEYS: master });
+    expect(worker.keyring.ids).toEqual(['k2', 'k1']);
+  });
+
+  it('API: refuses AO_MASTER_KEYS and says how to derive its keys instead', () => {
+    for (const env of [{ AO_MASTER_KEYS: master }, { AO_MASTER_KEYS: master, ...apiEnv }]) {
+      let error: Error | undefined;
+      try {
+        loadApiConfig(env);
+      } catch (e) {
+        error = e as Error;
+      }
+      expect(error).toBeInstanceOf(ConfigError);
+      expect(error!.message).toMatch(/AO_MASTER_KEYS must not be given to the API/);
+      expect(error!.message).toContain('npx agent-onboarding keys api-env');
+      expect(error!.message).not.toContain(master.split(',')[0].split(':')[1]);
+    }
+  });
+
+  it('API: needs AO_CODEC_KEYS and AO_SEAL_PUBLIC_KEYS, with messages that name them', () => {
+    expect(() => loadApiConfig({})).toThrow(/AO_CODEC_KEYS is required .*keys api-env/);
+    expect(() => loadApiConfig({ AO_CODEC_KEYS: apiEnv.AO_CODEC_KEYS })).toThrow(/AO_SEAL_PUBLIC_KEYS is required/);
+    expect(() => loadApiConfig({ ...apiEnv, AO_CODEC_KEYS: 'k2:c2hvcnQ=' })).toThrow(/AO_CODEC_KEYS: key "k2" must be .*32 bytes/);
+    expect(() => loadApiConfig({ ...apiEnv, AO_SEAL_PUBLIC_KEYS: 'k2' })).toThrow(/AO_SEAL_PUBLIC_KEYS entries must look like/);
+    const stale = apiKeyEnv(Keyring.parse(master.split(',')[1]));
+    expect(() => loadApiConfig({ ...apiEnv, AO_SEAL_PUBLIC_KEYS: stale.AO_SEAL_PUBLIC_KEYS })).toThrow(/must start with the same key id \(got "k2" and "k1"\)/);
+  });
+
+  it('API: its keys seal for the workers and hold nothing that opens', () => {
+    const api = loadApiConfig(apiEnv);
+    expect(Object.keys(api)).not.toContain('keyring');
+    const sealed = sealSecret(api.keys.sealer, 'pw');
+    expect(unsealSecret(keyring, sealed)).toBe('pw');
+    // Its codec keys taken for master keys open nothing (they are other keys).
+    expect(() => unsealSecret(Keyring.parse(apiEnv.AO_CODEC_KEYS), sealed)).toThrow(/could not be opened/);
+  });
+
+  it('dev codec capability: off by default, a long secret, loopback only; the Origin bypass is gone', () => {
+    expect(loadApiConfig(apiEnv).api.devCodecSecret).toBeUndefined();
+    const secret = randomBytes(32).toString('base64url');
+    expect(loadApiConfig({ ...apiEnv, AO_DEV_CODEC_SECRET: secret }).api.devCodecSecret).toBe(secret);
+    expect(() => loadApiConfig({ ...apiEnv, AO_DEV_CODEC_SECRET: 'short' })).toThrow(/AO_DEV_CODEC_SECRET must be 32-256/);
+    expect(() => loadApiConfig({ ...apiEnv, AO_DEV_CODEC_SECRET: secret, AO_API_HOST: '0.0.0.0' })).toThrow(/loopback/);
+    expect(() => loadApiConfig({ ...apiEnv, AO_DEV_CODEC_WITHOUT_AUTH: 'true' })).toThrow(/no longer supported/);
+  });
+});
