@@ -5,6 +5,7 @@ import { unsealSecret } from '../../lib/sealed-secret';
 import {
   FailureType, type AgentInstallSummary, type AgentOptions, type SshTarget,
 } from '../../workflows/contracts';
+import { HOST_ID_PATTERN, INTERVAL_PATTERN, USERNAME_PATTERN, hasTemplateSyntax, labelsProblem, urlProblem } from '../../workflows/input-rules';
 import type { ActivityDeps } from '../deps';
 import { openJumpListener, scanHostKey } from '../ssh/dialer';
 import { describeFailure, totals, type PlaybookRecap } from './recap';
@@ -28,8 +29,8 @@ export interface AgentUninstallSummary {
 }
 
 const INVENTORY_NAME = 'target';
-const INTERVAL = /^[1-9][0-9]*(ms|s|m|h)$/;
-const LABEL_KEY = /^[A-Za-z_][A-Za-z0-9_.-]{0,63}$/;
+// eslint-disable-next-line no-control-regex -- control characters are what is refused
+const ADDRESS_FORBIDDEN = /[\s"'`\\$;|&<>(){}\u0000-\u001f\u007f]/;
 
 function invalid(message: string): ApplicationFailure {
   return ApplicationFailure.create({ type: FailureType.InvalidInput, message, nonRetryable: true });
@@ -55,21 +56,41 @@ function unsealKey(keyring: Keyring, target: SshTarget): string {
   }
 }
 
+/**
+ * The same rules the API applies (workflows/input-rules.ts), again here: whatever started the workflow, nothing
+ * that reaches the inventory, the extra vars or the host's files is template syntax, shell or TOML syntax.
+ * (Ansible gets every string `!unsafe` besides.) Messages never quote the rejected value.
+ */
 function validate(input: UninstallAgentInput & Partial<InstallAgentInput>, installing: boolean): void {
-  if (!input.hostId || typeof input.hostId !== 'string') throw invalid('hostId is required');
-  if (!input.target?.hostKeySha256) throw invalid(`no pinned host key for ${input.target?.address}: probe the host first`);
+  if (typeof input.hostId !== 'string' || !HOST_ID_PATTERN.test(input.hostId)) throw invalid(`hostId must match ${HOST_ID_PATTERN}`);
+  const t = input.target;
+  if (!t || typeof t.address !== 'string' || t.address.length === 0 || t.address.length > 253 || ADDRESS_FORBIDDEN.test(t.address) || hasTemplateSyntax(t.address)) {
+    throw invalid('target.address must be an IP address or a DNS name');
+  }
+  if (!Number.isInteger(t.port) || t.port < 1 || t.port > 65535) throw invalid('target.port must be a TCP port');
+  if (typeof t.credential?.username !== 'string' || !USERNAME_PATTERN.test(t.credential.username)) {
+    throw invalid(`target.credential.username must match ${USERNAME_PATTERN}`);
+  }
+  if (!t.hostKeySha256) throw invalid(`no pinned host key for ${t.address}: probe the host first`);
   if (!installing) return;
+  const urlError = typeof input.outputUrl === 'string' ? urlProblem(input.outputUrl) : 'must be an http(s) URL';
+  if (urlError) throw invalid(`outputUrl ${urlError}`);
   try {
-    const u = new URL(input.outputUrl ?? '');
+    const u = new URL(input.outputUrl!);
     if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new Error();
   } catch {
     throw invalid(`outputUrl must be an http(s) URL`);
   }
-  if (input.agent?.interval !== undefined && !INTERVAL.test(input.agent.interval)) {
-    throw invalid(`agent.interval must look like "10s", got "${input.agent.interval}"`);
+  if (input.agent?.mode !== undefined && input.agent.mode !== 'artifact' && input.agent.mode !== 'repo') {
+    throw invalid('agent.mode must be "artifact" or "repo"');
   }
-  for (const key of Object.keys(input.labels ?? {})) {
-    if (!LABEL_KEY.test(key) || key === 'host_id' || key === 'host') throw invalid(`label "${key}" is not allowed`);
+  if (input.agent?.interval !== undefined && (typeof input.agent.interval !== 'string' || !INTERVAL_PATTERN.test(input.agent.interval))) {
+    throw invalid(`agent.interval must match ${INTERVAL_PATTERN} (e.g. "10s")`);
+  }
+  if (input.labels !== undefined) {
+    if (typeof input.labels !== 'object' || input.labels === null || Array.isArray(input.labels)) throw invalid('labels must be an object of strings');
+    const problem = labelsProblem(input.labels);
+    if (problem) throw invalid(`labels ${problem}`);
   }
 }
 

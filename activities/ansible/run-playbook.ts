@@ -6,6 +6,7 @@ import { Context } from '@temporalio/activity';
 import execa from 'execa';
 import type { Logger } from '../../lib/logging';
 import { parseRecap, shorten, type PlaybookRecap } from './recap';
+import { toUnsafeYaml } from './unsafe-yaml';
 
 /**
  * Runs ansible-playbook against one host with everything the run needs in a private temp dir (0700):
@@ -13,6 +14,9 @@ import { parseRecap, shorten, type PlaybookRecap } from './recap';
  * host key, the inventory and the extra-vars file (0600, carries the output token). Only paths and
  * non-secret flags go on the command line, and the child gets a minimal environment (not the worker's,
  * which holds INFLUX_TOKEN and the master keys). The dir is removed whatever happens.
+ *
+ * The inventory and the extra vars are YAML with every string tagged `!unsafe` (unsafe-yaml.ts): Ansible
+ * never evaluates `{{ … }}` / `{% … %}` in anything we pass, whoever wrote it.
  */
 
 /** deploy/ansible, found from this file both as ts (activities/ansible) and compiled (dist/activities/ansible). */
@@ -27,7 +31,7 @@ export function deployDir(): string {
 }
 
 export interface PlaybookHost {
-  /** Inventory name; appears in the recap. */
+  /** Inventory name; appears in the recap. Letters, digits, `_` and `-` (Ansible expands `[a:b]` in names). */
   name: string;
   address: string;
   port: number;
@@ -63,6 +67,8 @@ export interface PlaybookRun {
   cancelled: boolean;
   durationMs: number;
 }
+
+const INVENTORY_NAME = /^[A-Za-z0-9_-]{1,64}$/;
 
 /** The inventory alias OpenSSH looks the host key up under; the same whether we connect directly or via a local forward. */
 export const HOST_KEY_ALIAS = 'ao-target';
@@ -153,6 +159,7 @@ export async function runPlaybook(opts: RunPlaybookOptions): Promise<PlaybookRun
   const dir = deployDir();
   const playbook = path.join(dir, opts.playbook ?? 'onboard.yml');
   const secrets = [...(opts.secrets ?? []), opts.host.privateKey];
+  if (!INVENTORY_NAME.test(opts.host.name)) throw new PlaybookError(`the inventory name must match ${INVENTORY_NAME}`);
   const ctx = currentActivity();
   const started = Date.now();
   const tmp = await mkdtemp(path.join(os.tmpdir(), 'ao-ansible-'));
@@ -160,15 +167,15 @@ export async function runPlaybook(opts: RunPlaybookOptions): Promise<PlaybookRun
     await chmod(tmp, 0o700);
     const keyFile = path.join(tmp, 'id');
     const knownHosts = path.join(tmp, 'known_hosts');
-    const inventory = path.join(tmp, 'inventory.json');
-    const varsFile = path.join(tmp, 'vars.json');
+    const inventory = path.join(tmp, 'inventory.yml');
+    const varsFile = path.join(tmp, 'vars.yml');
     const cpDir = path.join(tmp, 'cp');
     const localTmp = path.join(tmp, 'local');
     const privateKey = opts.host.privateKey.endsWith('\n') ? opts.host.privateKey : opts.host.privateKey + '\n';
     await writeFile(keyFile, privateKey, { mode: 0o600 });
     await writeFile(knownHosts, knownHostsLine(opts.host.hostPublicKey), { mode: 0o600 });
-    await writeFile(varsFile, JSON.stringify(opts.extraVars), { mode: 0o600 });
-    // JSON is YAML: Ansible's yaml inventory plugin reads it.
+    await writeFile(varsFile, toUnsafeYaml(opts.extraVars), { mode: 0o600 });
+    // The yaml inventory plugin honours the tags too; ansible_port stays an int.
     const inventoryDoc = {
       all: {
         hosts: {
@@ -182,7 +189,7 @@ export async function runPlaybook(opts: RunPlaybookOptions): Promise<PlaybookRun
         },
       },
     };
-    await writeFile(inventory, JSON.stringify(inventoryDoc), { mode: 0o600 });
+    await writeFile(inventory, toUnsafeYaml(inventoryDoc), { mode: 0o600 });
 
     const env: Record<string, string> = {
       PATH: process.env.PATH ?? '/usr/local/bin:/usr/bin:/bin',
