@@ -5,6 +5,7 @@ import path from 'node:path';
 import { Context } from '@temporalio/activity';
 import execa from 'execa';
 import type { Logger } from '../../lib/logging';
+import { RUN_DIR_PREFIX, RUN_MARKER_ENV, writeRunOwner } from './playbook-runs';
 import { parseRecap, shorten, type PlaybookRecap } from './recap';
 import { toUnsafeYaml } from './unsafe-yaml';
 
@@ -13,7 +14,8 @@ import { toUnsafeYaml } from './unsafe-yaml';
  * the private key (0600, the only place it is ever plaintext on disk), a known_hosts file holding the pinned
  * host key, the inventory and the extra-vars file (0600, carries the output token). Only paths and
  * non-secret flags go on the command line, and the child gets a minimal environment (not the worker's,
- * which holds INFLUX_TOKEN and the master keys). The dir is removed whatever happens.
+ * which holds INFLUX_TOKEN and the master keys). The dir is removed whatever happens; if the worker dies
+ * first, its owner record lets the next sweep (playbook-runs.ts) kill the orphaned run and remove it.
  *
  * The inventory and the extra vars are YAML with every string tagged `!unsafe` (unsafe-yaml.ts): Ansible
  * never evaluates `{{ … }}` / `{% … %}` in anything we pass, whoever wrote it.
@@ -162,9 +164,11 @@ export async function runPlaybook(opts: RunPlaybookOptions): Promise<PlaybookRun
   if (!INVENTORY_NAME.test(opts.host.name)) throw new PlaybookError(`the inventory name must match ${INVENTORY_NAME}`);
   const ctx = currentActivity();
   const started = Date.now();
-  const tmp = await mkdtemp(path.join(os.tmpdir(), 'ao-ansible-'));
+  const tmp = await mkdtemp(path.join(os.tmpdir(), RUN_DIR_PREFIX));
   try {
     await chmod(tmp, 0o700);
+    // Before the key is on disk: a worker dying from here on leaves a dir the sweep can attribute.
+    await writeRunOwner(tmp, null);
     const keyFile = path.join(tmp, 'id');
     const knownHosts = path.join(tmp, 'known_hosts');
     const inventory = path.join(tmp, 'inventory.yml');
@@ -205,6 +209,8 @@ export async function runPlaybook(opts: RunPlaybookOptions): Promise<PlaybookRun
       ANSIBLE_DEPRECATION_WARNINGS: 'False',
       ANSIBLE_RETRY_FILES_ENABLED: 'False',
       PYTHONDONTWRITEBYTECODE: '1',
+      // Inherited by every process of the run (ssh included): how a sweep finds them after a worker crash.
+      [RUN_MARKER_ENV]: path.basename(tmp),
     };
     const argv = ['-i', inventory, '-e', `@${varsFile}`, playbook];
     const bin = process.env.ANSIBLE_PLAYBOOK_PATH?.trim() || 'ansible-playbook';
@@ -230,6 +236,7 @@ export async function runPlaybook(opts: RunPlaybookOptions): Promise<PlaybookRun
         // not allowed here (e.g. a restricted container): run at normal priority
       }
       opts.onSpawn?.(child.pid);
+      await writeRunOwner(tmp, child.pid).catch((e: Error) => opts.log?.warn('could not record the playbook run owner', { error: e.message }));
     }
 
     let timedOut = false;
@@ -257,6 +264,8 @@ export async function runPlaybook(opts: RunPlaybookOptions): Promise<PlaybookRun
     const onAbort = () => stop('cancel');
     opts.signal?.addEventListener('abort', onAbort);
     ctx?.cancellationSignal.addEventListener('abort', onAbort);
+    // An abort that came before the listeners (while the owner record was written) still stops the run.
+    if (opts.signal?.aborted || ctx?.cancellationSignal.aborted) onAbort();
     try {
       const res = await child;
       return {
