@@ -1,4 +1,5 @@
 import { existsSync } from 'node:fs';
+import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import type { Keyring } from '../../lib/keyring';
 import { unsealSecret } from '../../lib/sealed-secret';
@@ -9,7 +10,7 @@ import { HOST_ID_PATTERN, INTERVAL_PATTERN, USERNAME_PATTERN, hasTemplateSyntax,
 import type { ActivityDeps } from '../deps';
 import { openJumpListener, scanHostKey } from '../ssh/dialer';
 import { describeFailure, totals, type PlaybookRecap } from './recap';
-import { runPlaybook, type PlaybookRun } from './run-playbook';
+import { runPlaybook, whileHeartbeating, type PlaybookRun } from './run-playbook';
 
 export interface InstallAgentInput {
   hostId: string;
@@ -38,6 +39,15 @@ function invalid(message: string): ApplicationFailure {
 
 function ansibleFailed(message: string, nonRetryable = true): ApplicationFailure {
   return ApplicationFailure.create({ type: FailureType.AnsibleFailed, message, nonRetryable });
+}
+
+/** A heartbeat when running as an activity (tests call the functions directly too). */
+function heartbeat(details: Record<string, unknown>): void {
+  try {
+    Context.current().heartbeat(details);
+  } catch {
+    // not inside an activity
+  }
 }
 
 function where(t: SshTarget): string {
@@ -129,12 +139,16 @@ async function runOnHost(
   secrets: string[],
 ): Promise<PlaybookRecap> {
   const privateKey = unsealKey(deps.keyring, target);
-  const listener = target.via ? await openJumpListener(target, deps.keyring, { log: deps.log }) : undefined;
+  // Until ansible-playbook heartbeats itself: the jump and the key scan can take as long as a slow host lets them,
+  // and an activity that stops heartbeating is retried elsewhere while this attempt still runs.
+  const listener = target.via
+    ? await whileHeartbeating(openJumpListener(target, deps.keyring, { log: deps.log }), { step: 'jump-listener' })
+    : undefined;
   try {
     // Checks the pin and gives the key in the form known_hosts needs (the probe kept only its fingerprint).
     const hostPublicKey = listener
       ? listener.targetHostPublicKey
-      : (await scanHostKey(target, { keyring: deps.keyring, log: deps.log })).hostPublicKey;
+      : (await whileHeartbeating(scanHostKey(target, { keyring: deps.keyring, log: deps.log }), { step: 'host-key-scan' })).hostPublicKey;
     const run = await runPlaybook({
       host: {
         name: INVENTORY_NAME,
@@ -171,6 +185,7 @@ function artifactPath(deps: ActivityDeps, mode: AgentOptions['mode']): string {
 
 export function installAgent(deps: ActivityDeps) {
   return async function installAgent(input: InstallAgentInput): Promise<AgentInstallSummary> {
+    heartbeat({ step: 'validate' });
     validate(input, true);
     const mode = input.agent?.mode ?? 'artifact';
     const token = deps.influx.token;
@@ -209,6 +224,7 @@ export function installAgent(deps: ActivityDeps) {
 /** Stops Telegraf and removes everything the role installed (offboarding, or undoing a cancelled onboarding). */
 export function uninstallAgent(deps: ActivityDeps) {
   return async function uninstallAgent(input: UninstallAgentInput): Promise<AgentUninstallSummary> {
+    heartbeat({ step: 'validate' });
     validate(input, false);
     const recap = await runOnHost(deps, input.target, {
       telegraf_state: 'absent',

@@ -157,6 +157,20 @@ async function groupGone(pgid: number, timeoutMs: number): Promise<void> {
   }
 }
 
+/** Heartbeats `details` every `intervalMs` until `work` settles (and once right away): slow steps keep the activity alive. */
+export async function whileHeartbeating<T>(work: Promise<T>, details: Record<string, unknown>, intervalMs = 5_000): Promise<T> {
+  const ctx = currentActivity();
+  if (!ctx) return work;
+  const started = Date.now();
+  ctx.heartbeat({ ...details, elapsedMs: 0 });
+  const beat = setInterval(() => ctx.heartbeat({ ...details, elapsedMs: Date.now() - started }), intervalMs);
+  try {
+    return await work;
+  } finally {
+    clearInterval(beat);
+  }
+}
+
 export async function runPlaybook(opts: RunPlaybookOptions): Promise<PlaybookRun> {
   const dir = deployDir();
   const playbook = path.join(dir, opts.playbook ?? 'onboard.yml');
@@ -164,6 +178,7 @@ export async function runPlaybook(opts: RunPlaybookOptions): Promise<PlaybookRun
   if (!INVENTORY_NAME.test(opts.host.name)) throw new PlaybookError(`the inventory name must match ${INVENTORY_NAME}`);
   const ctx = currentActivity();
   const started = Date.now();
+  ctx?.heartbeat({ step: 'ansible-playbook', elapsedMs: 0 });
   const tmp = await mkdtemp(path.join(os.tmpdir(), RUN_DIR_PREFIX));
   try {
     await chmod(tmp, 0o700);
