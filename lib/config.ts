@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
 import { Keyring } from './keyring';
 
 /**
@@ -26,12 +27,21 @@ export interface AppConfig {
      * has no login to forward one). Sealed secrets stay sealed either way.
      */
     devCodecWithoutAuth?: boolean;
+    /**
+     * Express `trust proxy` (AO_API_TRUST_PROXY): false (the default) uses the socket's address as the client;
+     * a hop count or the addresses/subnets of the reverse proxies let X-Forwarded-For name the client
+     * (what rate limiting counts per).
+     */
+    trustProxy?: TrustProxy;
   };
   /** Telegraf binary the controller ships in artifact mode (air-gapped hosts). */
   telegrafArtifact?: string;
 }
 
 export type ApiRole = 'viewer' | 'operator';
+
+/** false, a number of proxy hops, or proxy addresses/subnets (and Express's names loopback, linklocal, uniquelocal). */
+export type TrustProxy = false | number | string[];
 
 export class ConfigError extends Error {
   override name = 'ConfigError';
@@ -93,6 +103,43 @@ function influxCa(env: Env): { ca?: string } {
   return { ca: pem };
 }
 
+const TRUST_PROXY_NAMES = new Set(['loopback', 'linklocal', 'uniquelocal']);
+
+function isAddressOrSubnet(entry: string): boolean {
+  if (TRUST_PROXY_NAMES.has(entry)) return true;
+  const slash = entry.indexOf('/');
+  const addr = slash < 0 ? entry : entry.slice(0, slash);
+  const family = isIP(addr);
+  if (family === 0) return false;
+  if (slash < 0) return true;
+  const prefix = entry.slice(slash + 1);
+  if (/^\d{1,3}$/.test(prefix)) return Number(prefix) <= (family === 4 ? 32 : 128);
+  // An IPv4 netmask, as Express accepts too (10.0.0.0/255.0.0.0).
+  return family === 4 && isIP(prefix) === 4;
+}
+
+/**
+ * AO_API_TRUST_PROXY: unset or "false" = do not trust X-Forwarded-For; "1".."32" = that many reverse proxies in
+ * front of the API; or a comma list of proxy addresses/subnets ("10.0.0.0/8,fd00::/8", "loopback").
+ * "true" (trust every hop) is refused: any client could then pick its own address.
+ */
+export function parseTrustProxy(spec: string | undefined): TrustProxy {
+  const raw = spec?.trim() ?? '';
+  if (raw === '' || raw === 'false' || raw === '0') return false;
+  const fail = (why: string) =>
+    new ConfigError(`AO_API_TRUST_PROXY ${why}; use a hop count ("1") or proxy addresses/subnets ("10.0.0.0/8,::1"), got "${raw.slice(0, 100)}"`);
+  if (raw === 'true') throw fail('"true" would let any client choose its address');
+  if (/^\d+$/.test(raw)) {
+    const hops = Number(raw);
+    if (hops > 32) throw fail('must be at most 32 hops');
+    return hops;
+  }
+  const entries = raw.split(',').map((e) => e.trim());
+  const bad = entries.filter((e) => !isAddressOrSubnet(e));
+  if (bad.length > 0) throw fail(`has entries that are neither an address nor a subnet (${bad.map((b) => `"${b.slice(0, 40)}"`).join(', ')})`);
+  return entries;
+}
+
 export function loadConfig(env: Env = process.env): AppConfig {
   const keysSpec = env.AO_MASTER_KEYS?.trim();
   if (!keysSpec) throw new ConfigError('AO_MASTER_KEYS is required (e.g. "k1:$(openssl rand -base64 32)")');
@@ -124,6 +171,7 @@ export function loadConfig(env: Env = process.env): AppConfig {
       tokens: parseApiTokens(env.AO_API_TOKENS ?? ''),
       uiOrigin: str(env, 'AO_UI_ORIGIN', 'http://127.0.0.1:8233'),
       devCodecWithoutAuth: env.AO_DEV_CODEC_WITHOUT_AUTH === 'true',
+      trustProxy: parseTrustProxy(env.AO_API_TRUST_PROXY),
     },
     telegrafArtifact: env.TELEGRAF_PATH?.trim() || undefined,
   };
