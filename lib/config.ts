@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
 import { CodecKeys, Keyring, SecretSealer, type ApiKeys } from './keyring';
 
 /**
@@ -31,6 +32,12 @@ export interface AppConfig {
      * dev server's UI has no login to forward one. Decode only; sealed secrets stay sealed either way.
      */
     devCodecSecret?: string;
+    /**
+     * Express `trust proxy` (AO_API_TRUST_PROXY): false (the default) uses the socket's address as the client;
+     * a hop count or the addresses/subnets of the reverse proxies let X-Forwarded-For name the client
+     * (what rate limiting counts per).
+     */
+    trustProxy?: TrustProxy;
   };
   /** Telegraf binary the controller ships in artifact mode (air-gapped hosts). */
   telegrafArtifact?: string;
@@ -47,6 +54,9 @@ export interface ApiConfig extends AppConfig {
 }
 
 export type ApiRole = 'viewer' | 'operator';
+
+/** false, a number of proxy hops, or proxy addresses/subnets (and Express's names loopback, linklocal, uniquelocal). */
+export type TrustProxy = false | number | string[];
 
 export class ConfigError extends Error {
   override name = 'ConfigError';
@@ -108,6 +118,43 @@ function influxCa(env: Env): { ca?: string } {
   return { ca: pem };
 }
 
+const TRUST_PROXY_NAMES = new Set(['loopback', 'linklocal', 'uniquelocal']);
+
+function isAddressOrSubnet(entry: string): boolean {
+  if (TRUST_PROXY_NAMES.has(entry)) return true;
+  const slash = entry.indexOf('/');
+  const addr = slash < 0 ? entry : entry.slice(0, slash);
+  const family = isIP(addr);
+  if (family === 0) return false;
+  if (slash < 0) return true;
+  const prefix = entry.slice(slash + 1);
+  if (/^\d{1,3}$/.test(prefix)) return Number(prefix) <= (family === 4 ? 32 : 128);
+  // An IPv4 netmask, as Express accepts too (10.0.0.0/255.0.0.0).
+  return family === 4 && isIP(prefix) === 4;
+}
+
+/**
+ * AO_API_TRUST_PROXY: unset or "false" = do not trust X-Forwarded-For; "1".."32" = that many reverse proxies in
+ * front of the API; or a comma list of proxy addresses/subnets ("10.0.0.0/8,fd00::/8", "loopback").
+ * "true" (trust every hop) is refused: any client could then pick its own address.
+ */
+export function parseTrustProxy(spec: string | undefined): TrustProxy {
+  const raw = spec?.trim() ?? '';
+  if (raw === '' || raw === 'false' || raw === '0') return false;
+  const fail = (why: string) =>
+    new ConfigError(`AO_API_TRUST_PROXY ${why}; use a hop count ("1") or proxy addresses/subnets ("10.0.0.0/8,::1"), got "${raw.slice(0, 100)}"`);
+  if (raw === 'true') throw fail('"true" would let any client choose its address');
+  if (/^\d+$/.test(raw)) {
+    const hops = Number(raw);
+    if (hops > 32) throw fail('must be at most 32 hops');
+    return hops;
+  }
+  const entries = raw.split(',').map((e) => e.trim());
+  const bad = entries.filter((e) => !isAddressOrSubnet(e));
+  if (bad.length > 0) throw fail(`has entries that are neither an address nor a subnet (${bad.map((b) => `"${b.slice(0, 40)}"`).join(', ')})`);
+  return entries;
+}
+
 const API_KEYS_HOWTO =
   'derive them from the master keys where those are kept: `AO_MASTER_KEYS=… npx agent-onboarding keys api-env` ' +
   'prints AO_CODEC_KEYS=… and AO_SEAL_PUBLIC_KEYS=… (docs/operations.md)';
@@ -144,6 +191,7 @@ function commonConfig(env: Env): AppConfig {
       port: port(env, 'AO_API_PORT', 8080),
       tokens: parseApiTokens(env.AO_API_TOKENS ?? ''),
       uiOrigin: str(env, 'AO_UI_ORIGIN', 'http://127.0.0.1:8233'),
+      trustProxy: parseTrustProxy(env.AO_API_TRUST_PROXY),
     },
     telegrafArtifact: env.TELEGRAF_PATH?.trim() || undefined,
   };

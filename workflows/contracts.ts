@@ -1,3 +1,5 @@
+import { USERNAME_PATTERN } from './input-rules';
+
 // Types shared by workflows, activities and the API. Plain data only: everything here crosses
 // Temporal payloads. Secrets appear only as SealedSecret.
 
@@ -232,7 +234,7 @@ export function credentialProblem(c: unknown): string | null {
   const allowed = new Set(['username', 'password', 'privateKey', 'passphrase']);
   const unknown = Object.keys(cred).filter((k) => !allowed.has(k));
   if (unknown.length > 0) return `unknown credential field(s): ${unknown.join(', ')}`;
-  if (typeof cred.username !== 'string' || !/^[A-Za-z_][A-Za-z0-9_.-]{0,31}$/.test(cred.username)) return 'a valid username is required';
+  if (typeof cred.username !== 'string' || !USERNAME_PATTERN.test(cred.username)) return 'a valid username is required';
   if ((cred.password === undefined) === (cred.privateKey === undefined)) return 'exactly one of password or privateKey is required';
   for (const k of ['password', 'privateKey', 'passphrase'] as const) {
     if (cred[k] !== undefined && !isSealedSecret(cred[k])) return `${k} must be sealed (send it through the API, which seals it)`;

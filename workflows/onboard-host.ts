@@ -29,6 +29,7 @@ import {
   type StepRecord,
   type TunnelSpec,
 } from './contracts';
+import { FINGERPRINT_PATTERN } from './input-rules';
 import { approveHostKeyUpdate, onboardingStatusQuery, provideCredentialsUpdate } from './messages';
 import { HostAddressKey, HostIdKey, OnboardingPhaseKey } from './search-attributes';
 
@@ -44,7 +45,6 @@ const FORWARD_KEY_PATCH = 'forward-key';
 const RELEASE_TUNNEL_PATCH = 'release-tunnel-on-failure';
 /** The agent's start time has 1 s precision and Telegraf rounds timestamps to the second. */
 const START_SLACK_MS = 1000;
-const FP_RE = /^SHA256:[A-Za-z0-9+/]{43}$/;
 
 // Failures an operator must act on are never retried by Temporal; the workflow waits for the operator instead.
 const humanFailures = [FailureType.AuthFailed, FailureType.HostKeyMismatch];
@@ -122,7 +122,7 @@ interface SshFailureDetails {
 
 function sshDetails(err: unknown): SshFailureDetails {
   const d = namedCause(err)?.details?.[0] as Record<string, unknown> | undefined;
-  const fp = (v: unknown) => (typeof v === 'string' && FP_RE.test(v) ? v : undefined);
+  const fp = (v: unknown) => (typeof v === 'string' && FINGERPRINT_PATTERN.test(v) ? v : undefined);
   return {
     hop: d?.hop === 'via' ? 'bastion' : 'target',
     offered: fp(d?.offered),
@@ -191,7 +191,7 @@ export async function onboardHost(input: OnboardHostInput): Promise<OnboardingSt
     {
       validator: (arg) => {
         if (status.phase !== 'needs-host-key-approval') throw new Error(`host is not waiting for a host-key approval (phase ${status.phase})`);
-        if (!arg || typeof arg.hostKeySha256 !== 'string' || !FP_RE.test(arg.hostKeySha256)) {
+        if (!arg || typeof arg.hostKeySha256 !== 'string' || !FINGERPRINT_PATTERN.test(arg.hostKeySha256)) {
           throw new Error('hostKeySha256 must look like SHA256:<43 base64 characters>');
         }
         const hop = waitingHop(arg);

@@ -3,6 +3,8 @@ import { installAgent, uninstallAgent } from './install-agent';
 
 export type { InstallAgentInput, UninstallAgentInput, AgentUninstallSummary } from './install-agent';
 export { deployDir, runPlaybook } from './run-playbook';
+export { sweepStalePlaybookRuns } from './playbook-runs';
+export type { SweptRun } from './playbook-runs';
 export type { PlaybookHost, PlaybookRun, RunPlaybookOptions } from './run-playbook';
 export { parseRecap } from './recap';
 export type { PlaybookRecap, HostRecap, TaskFailure } from './recap';

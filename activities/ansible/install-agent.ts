@@ -1,14 +1,16 @@
 import { existsSync } from 'node:fs';
+import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import type { Keyring } from '../../lib/keyring';
 import { unsealSecret } from '../../lib/sealed-secret';
 import {
   FailureType, type AgentInstallSummary, type AgentOptions, type SshTarget,
 } from '../../workflows/contracts';
+import { HOST_ID_PATTERN, INTERVAL_PATTERN, USERNAME_PATTERN, hasTemplateSyntax, labelsProblem, urlProblem } from '../../workflows/input-rules';
 import type { ActivityDeps } from '../deps';
 import { openJumpListener, scanHostKey } from '../ssh/dialer';
 import { describeFailure, totals, type PlaybookRecap } from './recap';
-import { runPlaybook, type PlaybookRun } from './run-playbook';
+import { runPlaybook, whileHeartbeating, type PlaybookRun } from './run-playbook';
 
 export interface InstallAgentInput {
   hostId: string;
@@ -28,8 +30,8 @@ export interface AgentUninstallSummary {
 }
 
 const INVENTORY_NAME = 'target';
-const INTERVAL = /^[1-9][0-9]*(ms|s|m|h)$/;
-const LABEL_KEY = /^[A-Za-z_][A-Za-z0-9_.-]{0,63}$/;
+// eslint-disable-next-line no-control-regex -- control characters are what is refused
+const ADDRESS_FORBIDDEN = /[\s"'`\\$;|&<>(){}\u0000-\u001f\u007f]/;
 
 function invalid(message: string): ApplicationFailure {
   return ApplicationFailure.create({ type: FailureType.InvalidInput, message, nonRetryable: true });
@@ -37,6 +39,15 @@ function invalid(message: string): ApplicationFailure {
 
 function ansibleFailed(message: string, nonRetryable = true): ApplicationFailure {
   return ApplicationFailure.create({ type: FailureType.AnsibleFailed, message, nonRetryable });
+}
+
+/** A heartbeat when running as an activity (tests call the functions directly too). */
+function heartbeat(details: Record<string, unknown>): void {
+  try {
+    Context.current().heartbeat(details);
+  } catch {
+    // not inside an activity
+  }
 }
 
 function where(t: SshTarget): string {
@@ -55,21 +66,41 @@ function unsealKey(keyring: Keyring, target: SshTarget): string {
   }
 }
 
+/**
+ * The same rules the API applies (workflows/input-rules.ts), again here: whatever started the workflow, nothing
+ * that reaches the inventory, the extra vars or the host's files is template syntax, shell or TOML syntax.
+ * (Ansible gets every string `!unsafe` besides.) Messages never quote the rejected value.
+ */
 function validate(input: UninstallAgentInput & Partial<InstallAgentInput>, installing: boolean): void {
-  if (!input.hostId || typeof input.hostId !== 'string') throw invalid('hostId is required');
-  if (!input.target?.hostKeySha256) throw invalid(`no pinned host key for ${input.target?.address}: probe the host first`);
+  if (typeof input.hostId !== 'string' || !HOST_ID_PATTERN.test(input.hostId)) throw invalid(`hostId must match ${HOST_ID_PATTERN}`);
+  const t = input.target;
+  if (!t || typeof t.address !== 'string' || t.address.length === 0 || t.address.length > 253 || ADDRESS_FORBIDDEN.test(t.address) || hasTemplateSyntax(t.address)) {
+    throw invalid('target.address must be an IP address or a DNS name');
+  }
+  if (!Number.isInteger(t.port) || t.port < 1 || t.port > 65535) throw invalid('target.port must be a TCP port');
+  if (typeof t.credential?.username !== 'string' || !USERNAME_PATTERN.test(t.credential.username)) {
+    throw invalid(`target.credential.username must match ${USERNAME_PATTERN}`);
+  }
+  if (!t.hostKeySha256) throw invalid(`no pinned host key for ${t.address}: probe the host first`);
   if (!installing) return;
+  const urlError = typeof input.outputUrl === 'string' ? urlProblem(input.outputUrl) : 'must be an http(s) URL';
+  if (urlError) throw invalid(`outputUrl ${urlError}`);
   try {
-    const u = new URL(input.outputUrl ?? '');
+    const u = new URL(input.outputUrl!);
     if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new Error();
   } catch {
     throw invalid(`outputUrl must be an http(s) URL`);
   }
-  if (input.agent?.interval !== undefined && !INTERVAL.test(input.agent.interval)) {
-    throw invalid(`agent.interval must look like "10s", got "${input.agent.interval}"`);
+  if (input.agent?.mode !== undefined && input.agent.mode !== 'artifact' && input.agent.mode !== 'repo') {
+    throw invalid('agent.mode must be "artifact" or "repo"');
   }
-  for (const key of Object.keys(input.labels ?? {})) {
-    if (!LABEL_KEY.test(key) || key === 'host_id' || key === 'host') throw invalid(`label "${key}" is not allowed`);
+  if (input.agent?.interval !== undefined && (typeof input.agent.interval !== 'string' || !INTERVAL_PATTERN.test(input.agent.interval))) {
+    throw invalid(`agent.interval must match ${INTERVAL_PATTERN} (e.g. "10s")`);
+  }
+  if (input.labels !== undefined) {
+    if (typeof input.labels !== 'object' || input.labels === null || Array.isArray(input.labels)) throw invalid('labels must be an object of strings');
+    const problem = labelsProblem(input.labels);
+    if (problem) throw invalid(`labels ${problem}`);
   }
 }
 
@@ -108,12 +139,16 @@ async function runOnHost(
   secrets: string[],
 ): Promise<PlaybookRecap> {
   const privateKey = unsealKey(deps.keyring, target);
-  const listener = target.via ? await openJumpListener(target, deps.keyring, { log: deps.log }) : undefined;
+  // Until ansible-playbook heartbeats itself: the jump and the key scan can take as long as a slow host lets them,
+  // and an activity that stops heartbeating is retried elsewhere while this attempt still runs.
+  const listener = target.via
+    ? await whileHeartbeating(openJumpListener(target, deps.keyring, { log: deps.log }), { step: 'jump-listener' })
+    : undefined;
   try {
     // Checks the pin and gives the key in the form known_hosts needs (the probe kept only its fingerprint).
     const hostPublicKey = listener
       ? listener.targetHostPublicKey
-      : (await scanHostKey(target, { keyring: deps.keyring, log: deps.log })).hostPublicKey;
+      : (await whileHeartbeating(scanHostKey(target, { keyring: deps.keyring, log: deps.log }), { step: 'host-key-scan' })).hostPublicKey;
     const run = await runPlaybook({
       host: {
         name: INVENTORY_NAME,
@@ -150,6 +185,7 @@ function artifactPath(deps: ActivityDeps, mode: AgentOptions['mode']): string {
 
 export function installAgent(deps: ActivityDeps) {
   return async function installAgent(input: InstallAgentInput): Promise<AgentInstallSummary> {
+    heartbeat({ step: 'validate' });
     validate(input, true);
     const mode = input.agent?.mode ?? 'artifact';
     const token = deps.influx.token;
@@ -188,6 +224,7 @@ export function installAgent(deps: ActivityDeps) {
 /** Stops Telegraf and removes everything the role installed (offboarding, or undoing a cancelled onboarding). */
 export function uninstallAgent(deps: ActivityDeps) {
   return async function uninstallAgent(input: UninstallAgentInput): Promise<AgentUninstallSummary> {
+    heartbeat({ step: 'validate' });
     validate(input, false);
     const recap = await runOnHost(deps, input.target, {
       telegraf_state: 'absent',

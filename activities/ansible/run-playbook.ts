@@ -5,14 +5,20 @@ import path from 'node:path';
 import { Context } from '@temporalio/activity';
 import execa from 'execa';
 import type { Logger } from '../../lib/logging';
+import { RUN_DIR_PREFIX, RUN_MARKER_ENV, writeRunOwner } from './playbook-runs';
 import { parseRecap, shorten, type PlaybookRecap } from './recap';
+import { toUnsafeYaml } from './unsafe-yaml';
 
 /**
  * Runs ansible-playbook against one host with everything the run needs in a private temp dir (0700):
  * the private key (0600, the only place it is ever plaintext on disk), a known_hosts file holding the pinned
  * host key, the inventory and the extra-vars file (0600, carries the output token). Only paths and
  * non-secret flags go on the command line, and the child gets a minimal environment (not the worker's,
- * which holds INFLUX_TOKEN and the master keys). The dir is removed whatever happens.
+ * which holds INFLUX_TOKEN and the master keys). The dir is removed whatever happens; if the worker dies
+ * first, its owner record lets the next sweep (playbook-runs.ts) kill the orphaned run and remove it.
+ *
+ * The inventory and the extra vars are YAML with every string tagged `!unsafe` (unsafe-yaml.ts): Ansible
+ * never evaluates `{{ … }}` / `{% … %}` in anything we pass, whoever wrote it.
  */
 
 /** deploy/ansible, found from this file both as ts (activities/ansible) and compiled (dist/activities/ansible). */
@@ -27,7 +33,7 @@ export function deployDir(): string {
 }
 
 export interface PlaybookHost {
-  /** Inventory name; appears in the recap. */
+  /** Inventory name; appears in the recap. Letters, digits, `_` and `-` (Ansible expands `[a:b]` in names). */
   name: string;
   address: string;
   port: number;
@@ -63,6 +69,8 @@ export interface PlaybookRun {
   cancelled: boolean;
   durationMs: number;
 }
+
+const INVENTORY_NAME = /^[A-Za-z0-9_-]{1,64}$/;
 
 /** The inventory alias OpenSSH looks the host key up under; the same whether we connect directly or via a local forward. */
 export const HOST_KEY_ALIAS = 'ao-target';
@@ -149,26 +157,44 @@ async function groupGone(pgid: number, timeoutMs: number): Promise<void> {
   }
 }
 
+/** Heartbeats `details` every `intervalMs` until `work` settles (and once right away): slow steps keep the activity alive. */
+export async function whileHeartbeating<T>(work: Promise<T>, details: Record<string, unknown>, intervalMs = 5_000): Promise<T> {
+  const ctx = currentActivity();
+  if (!ctx) return work;
+  const started = Date.now();
+  ctx.heartbeat({ ...details, elapsedMs: 0 });
+  const beat = setInterval(() => ctx.heartbeat({ ...details, elapsedMs: Date.now() - started }), intervalMs);
+  try {
+    return await work;
+  } finally {
+    clearInterval(beat);
+  }
+}
+
 export async function runPlaybook(opts: RunPlaybookOptions): Promise<PlaybookRun> {
   const dir = deployDir();
   const playbook = path.join(dir, opts.playbook ?? 'onboard.yml');
   const secrets = [...(opts.secrets ?? []), opts.host.privateKey];
+  if (!INVENTORY_NAME.test(opts.host.name)) throw new PlaybookError(`the inventory name must match ${INVENTORY_NAME}`);
   const ctx = currentActivity();
   const started = Date.now();
-  const tmp = await mkdtemp(path.join(os.tmpdir(), 'ao-ansible-'));
+  ctx?.heartbeat({ step: 'ansible-playbook', elapsedMs: 0 });
+  const tmp = await mkdtemp(path.join(os.tmpdir(), RUN_DIR_PREFIX));
   try {
     await chmod(tmp, 0o700);
+    // Before the key is on disk: a worker dying from here on leaves a dir the sweep can attribute.
+    await writeRunOwner(tmp, null);
     const keyFile = path.join(tmp, 'id');
     const knownHosts = path.join(tmp, 'known_hosts');
-    const inventory = path.join(tmp, 'inventory.json');
-    const varsFile = path.join(tmp, 'vars.json');
+    const inventory = path.join(tmp, 'inventory.yml');
+    const varsFile = path.join(tmp, 'vars.yml');
     const cpDir = path.join(tmp, 'cp');
     const localTmp = path.join(tmp, 'local');
     const privateKey = opts.host.privateKey.endsWith('\n') ? opts.host.privateKey : opts.host.privateKey + '\n';
     await writeFile(keyFile, privateKey, { mode: 0o600 });
     await writeFile(knownHosts, knownHostsLine(opts.host.hostPublicKey), { mode: 0o600 });
-    await writeFile(varsFile, JSON.stringify(opts.extraVars), { mode: 0o600 });
-    // JSON is YAML: Ansible's yaml inventory plugin reads it.
+    await writeFile(varsFile, toUnsafeYaml(opts.extraVars), { mode: 0o600 });
+    // The yaml inventory plugin honours the tags too; ansible_port stays an int.
     const inventoryDoc = {
       all: {
         hosts: {
@@ -182,7 +208,7 @@ export async function runPlaybook(opts: RunPlaybookOptions): Promise<PlaybookRun
         },
       },
     };
-    await writeFile(inventory, JSON.stringify(inventoryDoc), { mode: 0o600 });
+    await writeFile(inventory, toUnsafeYaml(inventoryDoc), { mode: 0o600 });
 
     const env: Record<string, string> = {
       PATH: process.env.PATH ?? '/usr/local/bin:/usr/bin:/bin',
@@ -198,6 +224,8 @@ export async function runPlaybook(opts: RunPlaybookOptions): Promise<PlaybookRun
       ANSIBLE_DEPRECATION_WARNINGS: 'False',
       ANSIBLE_RETRY_FILES_ENABLED: 'False',
       PYTHONDONTWRITEBYTECODE: '1',
+      // Inherited by every process of the run (ssh included): how a sweep finds them after a worker crash.
+      [RUN_MARKER_ENV]: path.basename(tmp),
     };
     const argv = ['-i', inventory, '-e', `@${varsFile}`, playbook];
     const bin = process.env.ANSIBLE_PLAYBOOK_PATH?.trim() || 'ansible-playbook';
@@ -223,6 +251,7 @@ export async function runPlaybook(opts: RunPlaybookOptions): Promise<PlaybookRun
         // not allowed here (e.g. a restricted container): run at normal priority
       }
       opts.onSpawn?.(child.pid);
+      await writeRunOwner(tmp, child.pid).catch((e: Error) => opts.log?.warn('could not record the playbook run owner', { error: e.message }));
     }
 
     let timedOut = false;
@@ -250,6 +279,8 @@ export async function runPlaybook(opts: RunPlaybookOptions): Promise<PlaybookRun
     const onAbort = () => stop('cancel');
     opts.signal?.addEventListener('abort', onAbort);
     ctx?.cancellationSignal.addEventListener('abort', onAbort);
+    // An abort that came before the listeners (while the owner record was written) still stops the run.
+    if (opts.signal?.aborted || ctx?.cancellationSignal.aborted) onAbort();
     try {
       const res = await child;
       return {

@@ -39,6 +39,8 @@ export async function createApp(opts: CreateAppOptions): Promise<INestApplicatio
     }),
     { bodyParser: false, logger: opts.logger ?? new JsonNestLogger(), abortOnError: false },
   );
+  // Who the client is (req.ip, what rate limiting counts per): the socket's peer unless proxies are trusted.
+  app.getHttpAdapter().getInstance().set('trust proxy', config.api.trustProxy ?? false);
   app.use(helmet());
   app.use('/codec', codecCors(config.api.uiOrigin));
   installBodyParsing(app, { ...DEFAULT_BODY_LIMITS, ...opts.bodyLimits });

@@ -1,6 +1,7 @@
 import { NativeConnection, Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { Client } from '@temporalio/client';
 import { createActivities, type ActivityDeps } from '../../activities';
+import { sweepStalePlaybookRuns } from '../../activities/ansible';
 import type { WorkerConfig } from '../../lib/config';
 import { dataConverterFor } from '../../lib/temporal';
 import { createLogger, type Logger } from '../../lib/logging';
@@ -9,7 +10,10 @@ import { bundleWorkflows } from './bundle';
 
 export interface WorkerSet {
   workers: Worker[];
-  /** Resolves when every worker has drained (after shutdown()). */
+  /**
+   * Resolves when every worker has drained (after shutdown()). First sweeps the Ansible runs of dead workers on this
+   * machine (key dirs, orphaned ansible-playbook process groups), then again every `sweepIntervalMs` while running.
+   */
   run(): Promise<void>;
   shutdown(): void;
 }
@@ -27,6 +31,8 @@ export async function createWorkers(opts: {
   identity?: string;
   /** Tests only: observe or decorate the real activities (e.g. act on the fleet between two steps). */
   wrapActivities?: (activities: ReturnType<typeof createActivities>) => Record<string, (...args: any[]) => Promise<unknown>>;
+  /** How often run() sweeps stale playbook runs (default 60 s). */
+  sweepIntervalMs?: number;
 }): Promise<WorkerSet> {
   const { config, connection } = opts;
   const log = opts.log ?? createLogger('worker');
@@ -61,10 +67,20 @@ export async function createWorkers(opts: {
       shutdownGraceTime: '5s',
     }),
   ]);
+  let sweeping: Promise<unknown> | undefined;
+  const sweep = () => (sweeping ??= sweepStalePlaybookRuns({ log }).finally(() => (sweeping = undefined)));
   return {
     workers,
     run: async () => {
-      await Promise.all(workers.map((w) => w.run()));
+      // Before polling: an ansible-playbook a crashed worker left running is gone before its retry can start here.
+      await sweep();
+      const timer = setInterval(() => void sweep(), opts.sweepIntervalMs ?? 60_000);
+      try {
+        await Promise.all(workers.map((w) => w.run()));
+      } finally {
+        clearInterval(timer);
+        await sweeping;
+      }
     },
     shutdown: () => workers.forEach((w) => w.getState() === 'RUNNING' && w.shutdown()),
   };

@@ -336,7 +336,8 @@ describe('telegraf role templates', () => {
       ]),
     );
     await execFileAsync('ansible-playbook', ['-i', 'localhost,', '-c', 'local', '-e', `@${varsFile}`, playbook], {
-      env: { PATH: process.env.PATH, LANG: 'C.UTF-8', ANSIBLE_NOCOLOR: '1', HOME: renderDir },
+      // Outside a play of the role, its filters (toml_string) have to be named.
+      env: { PATH: process.env.PATH, LANG: 'C.UTF-8', ANSIBLE_NOCOLOR: '1', HOME: renderDir, ANSIBLE_FILTER_PLUGINS: path.join(role, 'filter_plugins') },
     });
   }
 

@@ -9,15 +9,26 @@ const CONTROL = /[\u0000-\u001f\u007f-\u009f\u200b-\u200f\u202a-\u202e\u2066-\u2
 // eslint-disable-next-line no-control-regex -- as above
 const CONTROL_EXCEPT_NEWLINES = /[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff]/;
 
-export const HOST_ID_PATTERN = /^[a-z0-9][a-z0-9._-]{0,62}$/;
-export const FINGERPRINT_PATTERN = /^SHA256:[A-Za-z0-9+/]{43}$/;
-/** POSIX portable user names (no leading dash), as useradd accepts them. */
-export const USERNAME_PATTERN = /^[A-Za-z_][A-Za-z0-9_.-]{0,31}$/;
 const HOSTNAME_PATTERN = /^(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$/;
-export const LABEL_KEY_PATTERN = /^[A-Za-z0-9]([A-Za-z0-9._/-]{0,61}[A-Za-z0-9])?$/;
-/** Label values end up as Telegraf tags (TOML strings): no quotes, backslashes or newlines. */
-export const LABEL_VALUE_PATTERN = /^[A-Za-z0-9 ._:/@+=,-]{0,255}$/;
-export const MAX_LABELS = 32;
+
+import { TEMPLATE_MESSAGE, hasTemplateSyntax, labelsProblem, urlProblem } from '../../../workflows/input-rules';
+
+// The rules the workflows and activities apply too: one definition (workflows/input-rules.ts).
+export {
+  FINGERPRINT_PATTERN,
+  HOST_ID_PATTERN,
+  INTERVAL_PATTERN,
+  LABEL_KEY_PATTERN,
+  LABEL_VALUE_PATTERN,
+  MAX_LABELS,
+  RESERVED_LABEL_KEYS,
+  USERNAME_PATTERN,
+  hasTemplateSyntax,
+  labelProblem,
+  labelsProblem,
+  urlProblem,
+} from '../../../workflows/input-rules';
+
 export const MAX_PRIVATE_KEY_LENGTH = 16_384;
 
 export function hasControlChars(value: string, allowNewlines = false): boolean {
@@ -139,15 +150,31 @@ export function IsLabelMap(options?: ValidationOptions) {
 export function labelMapProblem(value: unknown): string | null {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) return 'must be an object of string pairs';
   if (Object.getPrototypeOf(value) !== Object.prototype && Object.getPrototypeOf(value) !== null) return 'must be a plain object';
-  const entries = Object.entries(value);
-  if (entries.length > MAX_LABELS) return `must have at most ${MAX_LABELS} entries`;
-  for (let i = 0; i < entries.length; i++) {
-    const [k, v] = entries[i];
-    if (!LABEL_KEY_PATTERN.test(k)) return `key #${i + 1} must match ${LABEL_KEY_PATTERN}`;
-    if (typeof v !== 'string') return `value #${i + 1} must be a string`;
-    if (!LABEL_VALUE_PATTERN.test(v)) return `value #${i + 1} must match ${LABEL_VALUE_PATTERN}`;
-  }
-  return null;
+  return labelsProblem(value as Record<string, unknown>);
+}
+
+/**
+ * Rejects Jinja delimiters (`{{ }}`, `{% %}`, `{# #}`, either end) in a string that can reach Ansible, a template
+ * or a file on a host. Ansible gets every value tagged `!unsafe` anyway; this keeps such text out of the system
+ * and tells the caller why. Not for secrets (password, privateKey, passphrase): they only reach ssh2 and sudo's stdin.
+ */
+export function NoTemplateSyntax(options?: ValidationOptions) {
+  return decorator(
+    'noTemplateSyntax',
+    (v) => typeof v !== 'string' || !hasTemplateSyntax(v),
+    (a) => `${a.property} ${TEMPLATE_MESSAGE}`,
+    options,
+  );
+}
+
+/** An http(s) URL that is written into a host's configuration (see urlProblem in workflows/input-rules.ts). */
+export function IsConfigSafeUrl(options?: ValidationOptions) {
+  return decorator(
+    'isConfigSafeUrl',
+    (v) => typeof v !== 'string' || urlProblem(v) === null,
+    (a) => `${a.property} ${typeof a.value === 'string' ? (urlProblem(a.value) ?? 'is invalid') : 'must be a string'}`,
+    options,
+  );
 }
 
 /** A cross-field rule on one property: `ok(value, object)` must hold. */

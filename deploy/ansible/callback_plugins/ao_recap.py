@@ -3,6 +3,10 @@
 # the end: the recap per host, the first failure per host (task name + a short message) and the custom
 # stats the role publishes (set_stats). Unlike the json callback it never echoes module arguments or full
 # results, so what the controller reads back is small and free of task output.
+# Everything it prints is data: task names are the role's own constant strings, messages and custom stats
+# come from results (Ansible marks what a host returns unsafe) and are serialised with json.dumps, never
+# templated; the controller parses the document with JSON.parse and uses the strings as text
+# (test/security/template-injection.test.ts, part c).
 from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type

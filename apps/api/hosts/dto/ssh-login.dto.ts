@@ -6,6 +6,7 @@ import {
   IsSshPrivateKey,
   MAX_PRIVATE_KEY_LENGTH,
   NoControlChars,
+  NoTemplateSyntax,
   OnlyWhen,
   USERNAME_PATTERN,
 } from '../../common/validators';
@@ -19,6 +20,7 @@ export const MAX_SECRET_LENGTH = 1024;
 export class SshLoginDto {
   @ApiProperty({ pattern: USERNAME_PATTERN.source, example: 'admin' })
   @IsString()
+  @NoTemplateSyntax()
   @Matches(USERNAME_PATTERN, { message: 'username must be a POSIX user name ($constraint1)' })
   username!: string;
 
