@@ -5,6 +5,8 @@ export const HostIdKey = defineSearchAttributeKey('HostId', 'KEYWORD');
 export const HostAddressKey = defineSearchAttributeKey('HostAddress', 'KEYWORD');
 export const OnboardingPhaseKey = defineSearchAttributeKey('OnboardingPhase', 'KEYWORD');
 export const TunnelIdKey = defineSearchAttributeKey('TunnelId', 'KEYWORD');
+/** `fresh` | `stale`: what the last freshness sweep told the host entity (the sweep signals only changes). */
+export const HostFreshnessKey = defineSearchAttributeKey('HostFreshness', 'KEYWORD');
 
 /** `temporal server start-dev --search-attribute` arguments and `operator search-attribute create` pairs. */
 export const SEARCH_ATTRIBUTES: ReadonlyArray<[string, 'Keyword']> = [
@@ -12,4 +14,5 @@ export const SEARCH_ATTRIBUTES: ReadonlyArray<[string, 'Keyword']> = [
   ['HostAddress', 'Keyword'],
   ['OnboardingPhase', 'Keyword'],
   ['TunnelId', 'Keyword'],
+  ['HostFreshness', 'Keyword'],
 ];
