@@ -12,6 +12,8 @@ import {
   upsertMemo,
   upsertSearchAttributes,
   allHandlersFinished,
+  getExternalWorkflowHandle,
+  workflowInfo,
 } from '@temporalio/workflow';
 import type { createActivities } from '../activities';
 import {
@@ -29,6 +31,7 @@ import {
   type StepRecord,
   type TunnelSpec,
 } from './contracts';
+import { onboardingProgressSignal, type ServiceAccess } from './host/messages';
 import { FINGERPRINT_PATTERN } from './input-rules';
 import { approveHostKeyUpdate, onboardingStatusQuery, provideCredentialsUpdate } from './messages';
 import { HostAddressKey, HostIdKey, OnboardingPhaseKey } from './search-attributes';
@@ -43,6 +46,11 @@ const STATUS_MEMO_PATCH = 'status-memo';
 const FORWARD_KEY_PATCH = 'forward-key';
 /** The patch after which a failed onboarding detaches its host from the tunnel keeper. */
 const RELEASE_TUNNEL_PATCH = 'release-tunnel-on-failure';
+/** The patch after which an onboarding started by its host entity reports each phase to it. */
+const REPORT_TO_HOST_PATCH = 'report-to-host';
+
+/** What an onboarding returns: its status, and (for its host entity) the service login and tunnel it set up. */
+export type OnboardingResult = OnboardingStatus & { service?: ServiceAccess };
 /** The agent's start time has 1 s precision and Telegraf rounds timestamps to the second. */
 const START_SLACK_MS = 1000;
 
@@ -142,7 +150,7 @@ function httpUrl(address: string, port: number): string {
  * same step is tried again in the same run. Failures, approvals and credentials name their hop: the host
  * itself or the bastion of its control path.
  */
-export async function onboardHost(input: OnboardHostInput): Promise<OnboardingStatus> {
+export async function onboardHost(input: OnboardHostInput): Promise<OnboardingResult> {
   const timing = input.timing ?? {};
   const status: OnboardingStatus = {
     hostId: input.hostId,
@@ -153,6 +161,12 @@ export async function onboardHost(input: OnboardHostInput): Promise<OnboardingSt
   // The bootstrap target; replaced by the cloudroot target once that exists and then forgotten.
   let target: SshTarget = input.target;
   let pendingCredential: { credential: SshCredential; hop: SshHop } | undefined;
+  // Known to the host entity (the parent) as soon as they exist, so it can undo them even if this run is cancelled.
+  let cloudrootReady = false;
+  let serviceTunnel: ServiceAccess['tunnel'];
+  const currentService = (): ServiceAccess | undefined =>
+    cloudrootReady ? { target, ...(serviceTunnel ? { tunnel: serviceTunnel } : {}) } : undefined;
+  const parent = workflowInfo().parent;
   let approved: { hostKeySha256: string; hop: SshHop } | undefined;
 
   const waitingHop = (arg: { hop?: SshHop } | undefined): SshHop => {
@@ -210,6 +224,11 @@ export async function onboardHost(input: OnboardHostInput): Promise<OnboardingSt
     // that needs a worker to answer (slow exactly when workers are busiest). Histories from before this
     // change replay without it.
     if (patched(STATUS_MEMO_PATCH)) upsertMemo({ [STATUS_MEMO_KEY]: status });
+    if (parent && patched(REPORT_TO_HOST_PATCH)) {
+      getExternalWorkflowHandle(parent.workflowId, parent.runId)
+        .signal(onboardingProgressSignal, { phase, ...(cloudrootReady ? { service: currentService() } : {}) })
+        .catch((e) => log.warn('could not report to the host entity', { error: String(e) }));
+    }
     setCurrentDetails(`**${phase}**${detail ? ` — ${detail}` : ''}\n\nhost \`${input.hostId}\` at ${input.target.address}:${input.target.port}`);
   };
   upsertSearchAttributes([
@@ -297,6 +316,7 @@ export async function onboardHost(input: OnboardHostInput): Promise<OnboardingSt
     status.cloudrootUser = cloudroot.username;
     // From here on only the per-host key is used; the bootstrap credential is dropped from state.
     target = { ...target, credential: { username: cloudroot.username, privateKey: cloudroot.privateKey } };
+    cloudrootReady = true;
 
     let tunnel = tunnelFor(input, target, probe.peerAddress);
     if (tunnel && patched(FORWARD_KEY_PATCH)) {
@@ -309,6 +329,7 @@ export async function onboardHost(input: OnboardHostInput): Promise<OnboardingSt
       );
       tunnel = { ...t, ssh: { ...t.ssh, credential: { username: fk.username, privateKey: fk.privateKey } } };
     }
+    serviceTunnel = tunnel;
     const outputUrl = tunnel ? httpUrl(tunnel.bind.address, tunnel.bind.port) : (input.dataPath as { influxUrl: string }).influxUrl;
     const agent: AgentInstallSummary = await step('install-agent', 'installing-agent', () =>
       installAgent({ hostId: input.hostId, target, agent: input.agent, outputUrl, labels: input.labels }),
@@ -344,7 +365,8 @@ export async function onboardHost(input: OnboardHostInput): Promise<OnboardingSt
     throw ApplicationFailure.create({ type, message: `onboarding of ${input.hostId} failed: ${failureMessage(err)}`, nonRetryable: true, details: [status] });
   }
   await condition(allHandlersFinished);
-  return status;
+  const service = currentService();
+  return service ? { ...status, service } : status;
 }
 
 /** The proxy's login: the bastion of the control path when the proxy is that bastion (with its current pin and credential). */
