@@ -244,6 +244,8 @@ export function credentialProblem(c: unknown): string | null {
 }
 
 export const workflowIds = {
+  /** The host entity: from the first POST to offboarded. */
+  host: (hostId: string) => `host/${hostId}`,
   onboarding: (hostId: string) => `onboard/${hostId}`,
   tunnel: (tunnelId: string) => `tunnel/${tunnelId}`,
 };

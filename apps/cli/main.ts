@@ -25,6 +25,7 @@ const USAGE = `usage: agent-onboarding <command>
   hosts list [--phase PHASE] [--page-size N]
   hosts show ID
   hosts watch ID                      follow an onboarding until it is healthy, failed or waiting for you
+  hosts remove ID                     offboard: stop its tunnel, uninstall Telegraf, remove cloudroot
   hosts credentials ID --user USER (--password-stdin | --key-file FILE [--passphrase-stdin]) [--hop target|bastion]
   hosts approve-key ID SHA256:… [--hop target|bastion]   --hop: whose login/key (default: the one waiting)
   tunnels list
@@ -255,6 +256,13 @@ export async function run(argv: string[], io: Io): Promise<number> {
     }
     case 'hosts credentials':
       return hostsCredentials(api, io, rest);
+    case 'hosts remove': {
+      const { positionals } = simple();
+      if (positionals.length !== 1) throw new UsageError('hosts remove needs exactly one host id');
+      await api.request('DELETE', `/v1/hosts/${encodeURIComponent(positionals[0])}`);
+      io.stderr.write(`offboarding ${positionals[0]}; \`hosts show ${positionals[0]}\` says when it is offboarded\n`);
+      return 0;
+    }
     case 'hosts approve-key': {
       const { values, positionals } = parseArgs({ args: rest, options: { hop: { type: 'string' } }, allowPositionals: true, strict: true });
       if (positionals.length !== 2) throw new UsageError('hosts approve-key needs a host id and a SHA256:… fingerprint');

@@ -86,7 +86,7 @@ describe('API against Temporal', () => {
     const body = { hostId, address: '10.213.7.9', username: 'admin', password: PASSWORD, labels: { env: 'test' } };
     const first = await http().post('/v1/hosts').set(op).send(body);
     expect(first.status).toBe(202);
-    expect(first.body).toEqual({ id: hostId, workflowId: `onboard/${hostId}`, runId: expect.any(String), statusUrl: `/v1/hosts/${hostId}` });
+    expect(first.body).toEqual({ id: hostId, workflowId: `host/${hostId}`, runId: expect.any(String), statusUrl: `/v1/hosts/${hostId}` });
     expect(first.headers.location).toBe(`/v1/hosts/${hostId}`);
 
     // Same host again: the same onboarding, not a second one.
@@ -95,7 +95,7 @@ describe('API against Temporal', () => {
     expect(again.body.runId).toBe(first.body.runId);
 
     // The input is in history sealed: neither the raw history nor its decoded input holds the password.
-    const handle = t.client.workflow.getHandle(`onboard/${hostId}`);
+    const handle = t.client.workflow.getHandle(`host/${hostId}`);
     // The Temporal UI shows a summary and details without decoding anything; no secret in them.
     const described = await handle.describe();
     expect(await described.staticSummary()).toBe(`Onboard ${hostId} (admin@10.213.7.9:22)`);
@@ -143,15 +143,19 @@ describe('API against Temporal', () => {
     const approved = await http().post(`/v1/hosts/${hostId}/host-key/approve`).set(op).send({ hostKeySha256: OFFERED_KEY });
     expect(approved.status).toBe(200);
 
-    // Completed: the status now comes from the run's result, with the tunnel's live state (its last heartbeat:
-    // the fake forward connects on its second attempt).
+    // Onboarded: the host entity keeps watching (its memo has the onboarding's result), with the tunnel's live state
+    // (its last heartbeat: the fake forward connects on its second attempt).
     const done = await eventually(async () => {
       const res = await http().get(`/v1/hosts/${hostId}`).set(viewer);
-      return res.body.workflowStatus === 'COMPLETED' && res.body.tunnel?.state === 'connected' ? res : undefined;
+      return res.body.phase === 'healthy' && res.body.tunnel?.state === 'connected' ? res : undefined;
     });
     expect(done.body).toMatchObject({
-      source: 'result',
+      source: 'memo',
+      workflowId: `host/${hostId}`,
+      workflowStatus: 'RUNNING',
       phase: 'healthy',
+      repairs: [],
+      flapping: false,
       hostKeySha256: OFFERED_KEY,
       tunnelId: hostId,
       tunnel: { id: hostId, state: 'connected' },
@@ -159,7 +163,7 @@ describe('API against Temporal', () => {
     });
     const late = await http().post(`/v1/hosts/${hostId}/credentials`).set(op).send({ username: 'admin', password: 'x' });
     expect(late.status).toBe(409);
-    expect(late.body.message).toMatch(/not running/);
+    expect(late.body.code).toBe('CONFLICT');
 
     // Visibility: listed under its phase (search attributes are eventually consistent).
     await eventually(async () => {
@@ -171,6 +175,7 @@ describe('API against Temporal', () => {
     expect(other.body.items.map((i: { id: string }) => i.id)).not.toContain(hostId);
 
     await tunnel.executeUpdate('stop');
+    await t.client.workflow.getHandle(`host/${hostId}`).terminate('test cleanup');
   });
 
   it('pages with the server’s next-page tokens', async () => {
@@ -190,13 +195,13 @@ describe('API against Temporal', () => {
     const bogus = await http().get('/v1/hosts?pageSize=1&pageToken=bm90LWEtdG9rZW4').set(viewer);
     expect(bogus.status).toBe(400);
     expect(bogus.body.errors[0].field).toBe('pageToken');
-    await Promise.all(ids.map((id) => t.client.workflow.getHandle(`onboard/${id}`).terminate('test cleanup')));
+    await Promise.all(ids.map((id) => t.client.workflow.getHandle(`host/${id}`).terminate('test cleanup')));
   });
 
   it('reports a terminated onboarding as failed, and unknown ids as 404', async () => {
     const hostId = uniqueName('term').toLowerCase();
     await http().post('/v1/hosts').set(op).send({ hostId, address: '10.213.7.11', username: 'a', password: 'p' });
-    await t.client.workflow.getHandle(`onboard/${hostId}`).terminate('operator gave up');
+    await t.client.workflow.getHandle(`host/${hostId}`).terminate('operator gave up');
     const res = await http().get(`/v1/hosts/${hostId}`).set(viewer);
     expect(res.status).toBe(200);
     expect(res.body).toMatchObject({ workflowStatus: 'TERMINATED', phase: 'failed', source: 'result', lastError: { type: 'TerminatedFailure' } });
@@ -269,11 +274,15 @@ describe('API against Temporal', () => {
       expect((await lhttp().post('/v1/hosts').set(op).send({ hostId, address: 'db-1.internal', username: 'a', password: 'p' })).status).toBe(202);
       const res = await lhttp().get(`/v1/hosts/${hostId}`).set(viewer);
       expect(res.status).toBe(200);
-      expect(res.body).toMatchObject({ source: 'visibility', phase: 'probing', address: 'db-1.internal', steps: [] });
+      expect(res.body).toMatchObject({ source: 'visibility', phase: 'onboarding', address: 'db-1.internal', steps: [] });
+      // Its onboarding has not started (no worker ran the host entity): nothing waits for credentials yet.
       const upd = await lhttp().post(`/v1/hosts/${hostId}/credentials`).set(op).send({ username: 'a', password: 'p' });
-      expect(upd.status).toBe(504);
-      expect(upd.body.code).toBe('TEMPORAL_TIMEOUT');
-      await lonely.client.workflow.getHandle(`onboard/${hostId}`).terminate('test cleanup');
+      expect(upd.status).toBe(409);
+      expect(upd.body.code).toBe('CONFLICT');
+      const off = await lhttp().delete(`/v1/hosts/${hostId}`).set(op);
+      expect(off.status).toBe(504);
+      expect(off.body.code).toBe('TEMPORAL_TIMEOUT');
+      await lonely.client.workflow.getHandle(`host/${hostId}`).terminate('test cleanup');
     } finally {
       await lonely.close();
     }

@@ -107,3 +107,4 @@ export async function tunnelKeeper(spec: { tunnelId: string }): Promise<void> {
   scope.cancel();
   await holding;
 }
+export { hostLifecycle } from '../../workflows/host/host-lifecycle';

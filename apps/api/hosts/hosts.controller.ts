@@ -1,4 +1,4 @@
-import { Body, Controller, Get, HttpCode, Param, Post, Query, Res } from '@nestjs/common';
+import { Body, Controller, Delete, Get, HttpCode, Param, Post, Query, Res } from '@nestjs/common';
 import { ApiAcceptedResponse, ApiBearerAuth, ApiOkResponse, ApiOperation, ApiResponse, ApiTags } from '@nestjs/swagger';
 import { ErrorResponseDto } from '../common/error-response.dto';
 import type { HttpResponse } from '../common/http-types';
@@ -44,6 +44,16 @@ export class HostsController {
   @ApiResponse({ status: 404, type: ErrorResponseDto, description: 'HOST_NOT_FOUND' })
   get(@Param('id', ParseIdPipe) id: string): Promise<HostDetailsDto> {
     return this.hosts.get(id);
+  }
+
+  @Delete(':id')
+  @HttpCode(202)
+  @ApiOperation({ summary: 'Offboard a host: stop its tunnel, uninstall Telegraf, remove cloudroot; ends offboarded (GET shows notCleaned)' })
+  @ApiAcceptedResponse({ type: UpdateAcceptedDto })
+  @ApiResponse({ status: 404, type: ErrorResponseDto, description: 'HOST_NOT_FOUND (no host entity)' })
+  @ApiResponse({ status: 409, type: ErrorResponseDto, description: 'already offboarding or offboarded' })
+  remove(@Param('id', ParseIdPipe) id: string): Promise<{ accepted: true }> {
+    return this.hosts.remove(id);
   }
 
   @Post(':id/credentials')

@@ -1,9 +1,11 @@
 import { Injectable } from '@nestjs/common';
-import { WorkflowFailedError, WorkflowNotFoundError } from '@temporalio/client';
+import { WorkflowFailedError, WorkflowNotFoundError, type WorkflowExecutionDescription, type WorkflowHandle } from '@temporalio/client';
+import { approveRepairHostKeyUpdate, offboardHostUpdate, type HostStatus } from '../../../workflows/host/messages';
 import { ApplicationFailure } from '@temporalio/common';
 import { STATUS_MEMO_KEY, workflowIds, type OnboardHostInput, type OnboardingStatus, type SshHop } from '../../../workflows/contracts';
 import { approveHostKeyUpdate, onboardingStatusQuery, provideCredentialsUpdate } from '../../../workflows/messages';
 import { HostAddressKey, HostIdKey, OnboardingPhaseKey } from '../../../workflows/search-attributes';
+import { ApiError } from '../common/api-error';
 import { ErrorCode } from '../common/error-codes';
 import { ShortCache } from '../common/short-cache';
 import { TemporalGateway, workflowRef } from '../temporal/temporal.gateway';
@@ -17,6 +19,10 @@ import { toOnboardHostInput, toSshCredential } from './onboard-input.mapper';
 import { onboardingDetails, onboardingSummary } from './onboarding-metadata';
 
 export const ONBOARDING_WORKFLOW_TYPE = 'onboardHost';
+export const HOST_WORKFLOW_TYPE = 'hostLifecycle';
+
+/** Host phases in which the onboarding child (`onboard/<id>`) has the details and answers credentials and approvals. */
+const ONBOARDING_STAGE = new Set<string>(['onboarding', 'probing', 'creating-cloudroot', 'installing-agent', 'starting-tunnel', 'verifying', 'needs-credentials', 'needs-host-key-approval']);
 
 
 type StatusFields = Omit<Partial<OnboardingStatus>, 'hostId'>;
@@ -36,15 +42,20 @@ export class HostsService {
     private readonly tunnels: TunnelsService,
   ) {}
 
-  /** Starts (or joins) `onboard/<hostId>`: the same host posted twice is one onboarding. */
+  /**
+   * Starts (or joins) the host entity `host/<hostId>`, whose first stage is the onboarding `onboard/<hostId>`: the
+   * same host posted twice is one host. A host still onboarding under an older version (a lone `onboard/<id>`) is
+   * joined as it is.
+   */
   async create(dto: CreateHostDto): Promise<HostAcceptedDto> {
     const { client, config } = this.temporal;
     const input = toOnboardHostInput(dto, { sealer: config.keys.sealer, defaultInfluxUrl: config.influx.url });
-    const workflowId = workflowIds.onboarding(input.hostId);
-    await this.carryPins(input);
+    const legacy = await this.carryPins(input);
+    if (legacy) return { id: input.hostId, workflowId: legacy.workflowId, runId: legacy.runId, statusUrl: statusUrl(input.hostId) };
+    const workflowId = workflowIds.host(input.hostId);
     try {
       const handle = await this.temporal.call(() =>
-        client.workflow.start(ONBOARDING_WORKFLOW_TYPE, {
+        client.workflow.start(HOST_WORKFLOW_TYPE, {
           args: [input],
           workflowId,
           taskQueue: config.temporal.onboardingTaskQueue,
@@ -55,7 +66,7 @@ export class HostsService {
           typedSearchAttributes: [
             { key: HostIdKey, value: input.hostId },
             { key: HostAddressKey, value: input.target.address },
-            { key: OnboardingPhaseKey, value: 'probing' },
+            { key: OnboardingPhaseKey, value: 'onboarding' },
           ],
         }),
       );
@@ -71,37 +82,60 @@ export class HostsService {
    * to the keys pinned before (an operator who names a key in the request still decides). A changed key then parks
    * the new run in needs-host-key-approval instead of being trusted silently.
    */
-  private async carryPins(input: OnboardHostInput): Promise<void> {
-    if (input.target.hostKeySha256 && (!input.target.via || input.target.via.hostKeySha256)) return;
-    const handle = this.temporal.client.workflow.getHandle(workflowIds.onboarding(input.hostId));
+  private async carryPins(input: OnboardHostInput): Promise<{ workflowId: string; runId: string } | undefined> {
+    const { client } = this.temporal;
     let previous: StatusFields | undefined;
-    try {
-      const desc = await this.temporal.call(() => handle.describe());
-      if (desc.status.name === 'RUNNING') return; // the running onboarding is joined; this input is not used
-      previous = desc.memo?.[STATUS_MEMO_KEY] as StatusFields | undefined;
-    } catch (err) {
-      if (err instanceof WorkflowNotFoundError) return;
-      rethrowAsApiError(err, ErrorCode.HostNotFound);
+    // The host entity's last run (its memo keeps the onboarding's status), else a lone onboarding of old.
+    for (const workflowId of [workflowIds.host(input.hostId), workflowIds.onboarding(input.hostId)]) {
+      let desc: Awaited<ReturnType<WorkflowHandle['describe']>>;
+      try {
+        desc = await this.temporal.call(() => client.workflow.getHandle(workflowId).describe());
+      } catch (err) {
+        if (err instanceof WorkflowNotFoundError) continue;
+        rethrowAsApiError(err, ErrorCode.HostNotFound);
+      }
+      const memo = desc.memo?.[STATUS_MEMO_KEY] as (StatusFields & { onboarding?: StatusFields }) | undefined;
+      if (desc.status.name === 'RUNNING') {
+        // A running host entity is joined (USE_EXISTING); a running lone onboarding of old is answered as it is.
+        if (workflowId === workflowIds.onboarding(input.hostId) && !desc.raw.workflowExecutionInfo?.parentExecution) {
+          return { workflowId, runId: desc.runId };
+        }
+        return undefined;
+      }
+      previous = memo?.onboarding ?? memo;
+      if (previous) break;
     }
     const sameHost = previous && previous.address === input.target.address;
-    if (!sameHost) return;
+    if (!sameHost) return undefined;
     if (!input.target.hostKeySha256 && typeof previous?.hostKeySha256 === 'string') input.target.hostKeySha256 = previous.hostKeySha256;
     if (input.target.via && !input.target.via.hostKeySha256 && typeof previous?.bastionHostKeySha256 === 'string') {
       input.target.via.hostKeySha256 = previous.bastionHostKeySha256;
+    }
+    return undefined;
+  }
+
+  /** Offboards the host: its entity stops watching and undoes every step (an onboarding in flight is cancelled first). */
+  async remove(id: string): Promise<{ accepted: true }> {
+    const handle = this.temporal.client.workflow.getHandle(workflowIds.host(id));
+    try {
+      return await this.temporal.update(handle, offboardHostUpdate, [], ErrorCode.HostNotFound);
+    } finally {
+      this.details.invalidate(id);
     }
   }
 
   async list(query: ListHostsQueryDto): Promise<HostListDto> {
     // `phase` is one of ONBOARDING_PHASES (validated), so it is safe inside the visibility query.
     const filter = query.phase ? ` AND OnboardingPhase='${query.phase}'` : '';
+    // Host entities, and lone onboardings of old; an entity's own onboarding child is not listed twice.
     const page = await this.temporal
-      .list(`WorkflowType='${ONBOARDING_WORKFLOW_TYPE}'${filter}`, query.pageSize, query.pageToken)
+      .list(`WorkflowType IN ('${HOST_WORKFLOW_TYPE}', '${ONBOARDING_WORKFLOW_TYPE}') AND ParentWorkflowId IS NULL${filter}`, query.pageSize, query.pageToken)
       .catch((e) => rethrowAsApiError(e, ErrorCode.HostNotFound));
     return {
-      items: page.executions.map((info) => {
+      items: page.executions.filter((info) => !(info.type === ONBOARDING_WORKFLOW_TYPE && info.parentExecution)).map((info) => {
         const sa = info.typedSearchAttributes;
         return {
-          id: sa.get(HostIdKey) ?? info.workflowId.replace(/^onboard\//, ''),
+          id: sa.get(HostIdKey) ?? info.workflowId.replace(/^(onboard|host)\//, ''),
           address: sa.get(HostAddressKey),
           phase: sa.get(OnboardingPhaseKey),
           ...workflowRef(info),
@@ -120,6 +154,70 @@ export class HostsService {
   }
 
   private async load(id: string): Promise<HostDetailsDto> {
+    const host = await this.hostEntity(id);
+    if (!host) return this.loadOnboarding(id);
+    const { desc, status } = host;
+    // A host entity that ended other than offboarded (terminated, failed): say so, never its last live phase.
+    if (desc.status.name !== 'RUNNING' && status.phase !== 'offboarded') {
+      const closed = await this.closedRunStatus(this.temporal.client.workflow.getHandle(workflowIds.host(id)), desc.status.name);
+      return { id, ...workflowRef(desc), source: closed.source, address: status.address, steps: status.onboarding?.steps ?? [], ...hostFields(status), ...closed.status, activities: [] };
+    }
+    // While it onboards, the onboarding child has the live details (steps, facts, what it waits on).
+    if (desc.status.name === 'RUNNING' && ONBOARDING_STAGE.has(status.phase) && status.onboarding?.phase !== 'healthy') {
+      const onboarding = await this.loadOnboarding(id).catch(() => undefined);
+      if (onboarding) return { ...onboarding, ...workflowRef(desc), ...hostFields(status), phase: onboarding.phase ?? status.phase };
+      if (host.fromVisibility) {
+        return { id, ...workflowRef(desc), source: 'visibility', phase: status.phase, address: status.address, steps: [], ...hostFields(status), activities: [] };
+      }
+    }
+    const { steps, phase: _onboardingPhase, address, hostId: _hostId, ...rest }: Partial<OnboardingStatus> = status.onboarding ?? {};
+    const [activities, tunnel] = await Promise.all([
+      this.temporal.pendingActivities(desc),
+      rest.tunnelId ? this.tunnels.brief(rest.tunnelId) : Promise.resolve(undefined),
+    ]);
+    return {
+      id,
+      ...workflowRef(desc),
+      source: 'memo',
+      address: address ?? status.address,
+      steps: steps ?? [],
+      ...rest,
+      ...hostFields(status),
+      phase: status.phase,
+      ...(tunnel ? { tunnel } : {}),
+      activities,
+    };
+  }
+
+  /** The host entity's description and memo, or undefined when the host has none (onboarded by an older version). */
+  private async hostEntity(id: string): Promise<{ desc: WorkflowExecutionDescription; status: HostStatus; fromVisibility?: boolean } | undefined> {
+    let desc: WorkflowExecutionDescription;
+    try {
+      desc = await this.temporal.call(() => this.temporal.client.workflow.getHandle(workflowIds.host(id)).describe());
+    } catch (err) {
+      if (err instanceof WorkflowNotFoundError) return undefined;
+      rethrowAsApiError(err, ErrorCode.HostNotFound);
+    }
+    const memo = desc.memo?.[STATUS_MEMO_KEY] as HostStatus | undefined;
+    if (memo && typeof memo === 'object' && typeof memo.phase === 'string') return { desc, status: memo };
+    // Started, but no worker has run it yet: what visibility knows.
+    const sa = desc.typedSearchAttributes;
+    return {
+      desc,
+      status: {
+        hostId: id,
+        address: sa.get(HostAddressKey) ?? '',
+        phase: (sa.get(OnboardingPhaseKey) as HostStatus['phase'] | undefined) ?? 'onboarding',
+        since: desc.startTime.getTime(),
+        repairs: [],
+        repairsLastHour: 0,
+        flapping: false,
+      },
+      fromVisibility: true,
+    };
+  }
+
+  private async loadOnboarding(id: string): Promise<HostDetailsDto> {
     const handle = this.temporal.client.workflow.getHandle(workflowIds.onboarding(id));
     const desc = await this.temporal.describe(handle, ErrorCode.HostNotFound);
     const sa = desc.typedSearchAttributes;
@@ -160,20 +258,44 @@ export class HostsService {
     };
   }
 
+  /** A host entity whose onboarding child is not running takes no credentials or onboarding approvals: 409, not 404. */
+  private async notOnboardingConflict(id: string, err: unknown): Promise<never> {
+    if (err instanceof ApiError && err.code === ErrorCode.HostNotFound) {
+      const host = await this.hostEntity(id).catch(() => undefined);
+      if (host) throw new ApiError(409, ErrorCode.Conflict, `host ${id} is not waiting for credentials or a host-key approval (phase ${host.status.phase})`);
+    }
+    throw err;
+  }
+
   async provideCredentials(id: string, dto: ProvideCredentialsDto): Promise<{ accepted: true }> {
     const credential = toSshCredential(dto, this.temporal.config.keys.sealer);
     const handle = this.temporal.client.workflow.getHandle(workflowIds.onboarding(id));
     try {
       return await this.temporal.update(handle, provideCredentialsUpdate, [credential, { hop: dto.hop }], ErrorCode.HostNotFound);
+    } catch (err) {
+      return this.notOnboardingConflict(id, err);
     } finally {
       this.details.invalidate(id); // the next read must see what the update did
     }
   }
 
   async approveHostKey(id: string, hostKeySha256: string, hop?: SshHop): Promise<{ accepted: true }> {
+    const host = await this.hostEntity(id);
+    // A host whose repair met a changed key waits itself; during onboarding the onboarding waits.
+    if (host && host.status.phase === 'needs-host-key-approval' && host.status.onboarding?.phase === 'healthy') {
+      try {
+        return await this.temporal.update(
+          this.temporal.client.workflow.getHandle(workflowIds.host(id)), approveRepairHostKeyUpdate, [{ hostKeySha256, ...(hop ? { hop } : {}) }], ErrorCode.HostNotFound,
+        );
+      } finally {
+        this.details.invalidate(id);
+      }
+    }
     const handle = this.temporal.client.workflow.getHandle(workflowIds.onboarding(id));
     try {
       return await this.temporal.update(handle, approveHostKeyUpdate, [{ hostKeySha256, ...(hop ? { hop } : {}) }], ErrorCode.HostNotFound);
+    } catch (err) {
+      return this.notOnboardingConflict(id, err);
     } finally {
       this.details.invalidate(id);
     }
@@ -185,7 +307,10 @@ export class HostsService {
   ): Promise<{ status: StatusFields; source: HostDetailsDto['source'] }> {
     try {
       const result = await this.temporal.call(() => handle.result());
-      return isStatusLike(result) ? { status: result, source: 'result' } : { status: {}, source: 'visibility' };
+      if (!isStatusLike(result)) return { status: {}, source: 'visibility' };
+      // The service login the onboarding hands its host entity stays out of the API (sealed or not).
+      const { service: _service, ...status } = result as StatusFields & { service?: unknown };
+      return { status, source: 'result' };
     } catch (err) {
       if (err instanceof WorkflowFailedError) {
         const cause = err.cause;
@@ -195,6 +320,19 @@ export class HostsService {
       rethrowAsApiError(err, ErrorCode.HostNotFound);
     }
   }
+}
+
+/** What the host entity adds to an onboarding's details. */
+function hostFields(s: HostStatus) {
+  return {
+    ...(s.reason ? { reason: s.reason } : {}),
+    since: s.since,
+    repairs: s.repairs ?? [],
+    repairsLastHour: s.repairsLastHour ?? 0,
+    flapping: s.flapping ?? false,
+    ...(s.lastPointAtMs !== undefined ? { lastPointAtMs: s.lastPointAtMs } : {}),
+    ...(s.notCleaned ? { notCleaned: s.notCleaned } : {}),
+  };
 }
 
 export function statusUrl(hostId: string): string {

@@ -1,5 +1,5 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
-import { ONBOARDING_PHASES } from '../../../../workflows/contracts';
+import { HOST_PHASES } from '../../../../workflows/host/state';
 import { ActivityDto, WorkflowRefDto } from '../../common/responses.dto';
 
 export class HostAcceptedDto {
@@ -12,7 +12,7 @@ export class HostAcceptedDto {
 export class HostSummaryDto extends WorkflowRefDto {
   @ApiProperty() id!: string;
   @ApiPropertyOptional() address?: string;
-  @ApiPropertyOptional({ enum: ONBOARDING_PHASES }) phase?: string;
+  @ApiPropertyOptional({ enum: HOST_PHASES }) phase?: string;
 }
 
 export class HostListDto {
@@ -30,7 +30,7 @@ export class HostDetailsDto extends WorkflowRefDto {
   @ApiProperty() id!: string;
   @ApiProperty({ enum: ['memo', 'query', 'result', 'visibility'], description: 'Where the status came from: the running workflow\'s memo, a live query (runs without a memo), the result of a closed run, or only search attributes (no worker answered).' })
   source!: string;
-  @ApiPropertyOptional({ enum: ONBOARDING_PHASES }) phase?: string;
+  @ApiPropertyOptional({ enum: HOST_PHASES }) phase?: string;
   @ApiPropertyOptional() address?: string;
   @ApiProperty({ type: 'array', items: { type: 'object' }, description: 'StepRecord[]: step, startedAtMs, endedAtMs, attempts, status, error' })
   steps!: unknown[];
@@ -44,5 +44,13 @@ export class HostDetailsDto extends WorkflowRefDto {
   @ApiPropertyOptional({ type: Object, description: 'VerifyResult: pointsSeen, lastPointAtMs' }) verified?: object;
   @ApiPropertyOptional({ type: 'object', properties: { type: { type: 'string' }, message: { type: 'string' } } }) lastError?: { type: string; message: string };
   @ApiPropertyOptional({ type: TunnelBriefDto }) tunnel?: TunnelBriefDto;
+  @ApiPropertyOptional({ enum: ['NoRecentPoints', 'TunnelDown', 'HostKeyMismatch', 'AgentDown', 'HostUnreachable'], description: 'Why the host is degraded (or being repaired)' })
+  reason?: string;
+  @ApiPropertyOptional({ description: 'When the host entered its current phase (ms since epoch)' }) since?: number;
+  @ApiPropertyOptional({ type: 'array', items: { type: 'object' }, description: 'RepairRecord[]: atMs, reason, action, outcome, error' }) repairs?: unknown[];
+  @ApiPropertyOptional({ description: 'Repairs within the last hour' }) repairsLastHour?: number;
+  @ApiPropertyOptional({ description: 'Repaired again and again within an hour' }) flapping?: boolean;
+  @ApiPropertyOptional({ type: Number, nullable: true, description: "Newest point of this host the freshness sweep saw" }) lastPointAtMs?: number | null;
+  @ApiPropertyOptional({ type: [String], description: 'Offboarded: what could not be cleaned' }) notCleaned?: string[];
   @ApiProperty({ type: [ActivityDto], description: 'Activities running or retrying right now' }) activities!: ActivityDto[];
 }

@@ -1,11 +1,11 @@
 import { ApiPropertyOptional } from '@nestjs/swagger';
 import { IsIn, IsOptional } from 'class-validator';
-import { ONBOARDING_PHASES, type OnboardingPhase } from '../../../../workflows/contracts';
+import { HOST_PHASES, type HostPhase } from '../../../../workflows/host/state';
 import { PageQueryDto } from '../../common/page-query.dto';
 
 export class ListHostsQueryDto extends PageQueryDto {
-  @ApiPropertyOptional({ enum: ONBOARDING_PHASES })
+  @ApiPropertyOptional({ enum: HOST_PHASES })
   @IsOptional()
-  @IsIn(ONBOARDING_PHASES)
-  phase?: OnboardingPhase;
+  @IsIn(HOST_PHASES)
+  phase?: HostPhase;
 }
