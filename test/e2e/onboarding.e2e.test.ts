@@ -76,7 +76,9 @@ suite('onboarding end to end (fleet + API + worker)', () => {
     await running;
     await connection?.close();
     // Tunnel keepers outlive onboarding by design; end them so their forwards close before the fleet goes.
-    for await (const wf of client.workflow.list({ query: `TaskQueue='${config.temporal.tunnelTaskQueue}' AND ExecutionStatus='Running'` })) {
+    // Host entities watch until offboarded: end them too.
+    const queues = `(TaskQueue='${config.temporal.tunnelTaskQueue}' OR TaskQueue='${config.temporal.onboardingTaskQueue}')`;
+    for await (const wf of client.workflow.list({ query: `${queues} AND ExecutionStatus='Running'` })) {
       await client.workflow.getHandle(wf.workflowId).terminate('test over').catch(() => undefined);
     }
     await client?.connection.close();
@@ -154,10 +156,10 @@ suite('onboarding end to end (fleet + API + worker)', () => {
     }, 20_000);
     expect(list.items.length).toBeGreaterThanOrEqual(3);
 
-    // Posting the same host again (while healthy) changes nothing on it: Ansible reports changed=0.
-    const again = await onboard({ hostId: 'e2e-reach', ...login(reach), dataPath: 'direct', influxUrl: reach.influxUrl });
-    const rerun = await waitForPhase(again, ['healthy']);
-    expect(rerun.agent.changed).toBe(0);
+    // Posting the same host again (while healthy) joins its host entity: the same run, nothing new on the host.
+    const again = await api('POST', '/v1/hosts', { hostId: 'e2e-reach', ...login(reach), dataPath: 'direct', influxUrl: reach.influxUrl });
+    expect(again.status).toBe(202);
+    expect(again.body.runId).toBe(done[2].runId);
     const users = await fleet.exec(reach, 'grep -c "^cloudroot:" /etc/passwd; pgrep -c -x telegraf');
     expect(users.stdout.trim().split('\n')).toEqual(['1', '1']);
   });

@@ -1,6 +1,6 @@
 import type { INestApplication } from '@nestjs/common';
 import type { Client, WorkflowHandle } from '@temporalio/client';
-import { decodeFromPayloadsAtIndex } from '@temporalio/common/lib/internal-non-workflow';
+import { decodeArrayFromPayloads, decodeFromPayloadsAtIndex } from '@temporalio/common/lib/internal-non-workflow';
 import { NativeConnection } from '@temporalio/worker';
 import type { AddressInfo } from 'node:net';
 import { utils } from 'ssh2';
@@ -13,7 +13,7 @@ import type { ApiConfig, WorkerConfig } from '../../lib/config';
 import { Keyring } from '../../lib/keyring';
 import { createLogger } from '../../lib/logging';
 import { unsealSecret } from '../../lib/sealed-secret';
-import { workflowIds, type TunnelSpec } from '../../workflows/contracts';
+import { workflowIds, type OnboardHostInput, type TunnelSpec } from '../../workflows/contracts';
 import { createFleet, fleetUnsupportedReason, type Fleet, type FleetHost } from '../fleet';
 import { eventually, testClient, testStack, uniqueName } from '../support/stack';
 
@@ -63,7 +63,8 @@ suite('tunnel keys and binds on real hosts', () => {
     workers?.shutdown();
     await running;
     await connection?.close();
-    for await (const wf of client.workflow.list({ query: `TaskQueue='${config.temporal.tunnelTaskQueue}' AND ExecutionStatus='Running'` })) {
+    const queues = `(TaskQueue='${config.temporal.tunnelTaskQueue}' OR TaskQueue='${config.temporal.onboardingTaskQueue}')`;
+    for await (const wf of client.workflow.list({ query: `${queues} AND ExecutionStatus='Running'` })) {
       await client.workflow.getHandle(wf.workflowId).terminate('test over').catch(() => undefined);
     }
     await client?.connection.close();
@@ -89,6 +90,12 @@ suite('tunnel keys and binds on real hosts', () => {
       if (s.body?.phase === 'failed') throw Object.assign(new Error(`onboarding failed: ${JSON.stringify(s.body.lastError)}`), { fatal: true });
       return s.body?.phase === 'healthy' && s.body.runId === r.body.runId ? s.body : undefined;
     }, 240_000, 500);
+  }
+
+  async function startArgs<T extends unknown[]>(handle: WorkflowHandle): Promise<T> {
+    const history = await handle.fetchHistory();
+    const payloads = history.events?.[0].workflowExecutionStartedEventAttributes?.input?.payloads ?? [];
+    return (await decodeArrayFromPayloads(client.options.loadedDataConverter, payloads)) as T;
   }
 
   /** The spec the keeper runs with now: its start input, or the last spec an update handed it. */
@@ -150,10 +157,12 @@ suite('tunnel keys and binds on real hosts', () => {
     expect(can.code).not.toBe(0);
     expect(can.otherPort).toBe('refused');
 
-    // Re-onboard: cloudroot gets a new key, the tunnel a new forward key; the keeper must hold the new one
-    // before the old one is gone, or its next reconnect fails with AuthFailed.
-    const second = await onboardToHealthy({ hostId: 'sec-fwd', ...login(host), dataPath: 'tunnel' });
-    expect(second.runId).not.toBe(first.runId);
+    // Re-onboard (the onboarding run again, as a repair or a change does): cloudroot gets a new key, the tunnel a
+    // new forward key; the keeper must hold the new one before the old one is gone, or its next reconnect fails.
+    const [input] = await startArgs<[OnboardHostInput]>(client.workflow.getHandle(workflowIds.host('sec-fwd')));
+    const rerun = await client.workflow.start('onboardHost', { taskQueue: config.temporal.onboardingTaskQueue, workflowId: workflowIds.onboarding('sec-fwd'), args: [input] });
+    const second = (await rerun.result()) as { phase: string };
+    expect(second.phase).toBe('healthy');
     const spec2 = await keeperSpec(keeper);
     expect(unsealSecret(keyring, spec2.ssh.credential.privateKey!)).not.toBe(unsealSecret(keyring, spec1.ssh.credential.privateKey!));
     const keysAfter = await authorizedKeys(host, 'cloudroot');

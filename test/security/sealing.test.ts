@@ -135,7 +135,7 @@ describe('sealing: the API seals, only workers open', () => {
     };
     const res = await http().post('/v1/hosts').set(bearer(OPERATOR_TOKEN)).send(body);
     expect(res.status).toBe(202);
-    const handle = client.workflow.getHandle(`onboard/${hostId}`);
+    const handle = client.workflow.getHandle(`host/${hostId}`);
     try {
       // The input exactly as the API started it (decoded with the API's own codec keys: the UI's view).
       const history = await handle.fetchHistory();
