@@ -74,7 +74,8 @@ const { createCloudroot, authorizeForwardKey } = proxyActivities<Activities>({
 });
 const { installAgent } = proxyActivities<Activities>({
   startToCloseTimeout: '20 minutes',
-  heartbeatTimeout: '20 seconds',
+  // A worker that dies mid-step is noticed within 10 s and the step resumes on another (activities beat every 2 s).
+  heartbeatTimeout: '10 seconds',
   retry: { initialInterval: '5s', maximumAttempts: 3, nonRetryableErrorTypes: [...humanFailures, FailureType.AnsibleFailed] },
   summary: 'install agent: ansible-playbook, Telegraf role',
 });
@@ -85,13 +86,13 @@ const { releaseTunnel } = proxyActivities<Activities>({
 });
 const { ensureTunnel } = proxyActivities<Activities>({
   startToCloseTimeout: '5 minutes',
-  heartbeatTimeout: '30 seconds',
+  heartbeatTimeout: '10 seconds',
   retry: { initialInterval: '2s', maximumAttempts: 3, nonRetryableErrorTypes: [FailureType.TunnelFailed] },
   summary: 'tunnel: ensure the tunnel keeper and wait until connected',
 });
 const { verifyMetrics } = proxyActivities<Activities>({
   startToCloseTimeout: '15 minutes',
-  heartbeatTimeout: '1 minute',
+  heartbeatTimeout: '10 seconds',
   retry: { initialInterval: '2s', maximumAttempts: 3, nonRetryableErrorTypes: [FailureType.NoPoints, FailureType.StalePoints, FailureType.InfluxUnreachable] },
   summary: 'verify: points tagged with this host id arrive in InfluxDB',
 });

@@ -158,7 +158,7 @@ async function groupGone(pgid: number, timeoutMs: number): Promise<void> {
 }
 
 /** Heartbeats `details` every `intervalMs` until `work` settles (and once right away): slow steps keep the activity alive. */
-export async function whileHeartbeating<T>(work: Promise<T>, details: Record<string, unknown>, intervalMs = 5_000): Promise<T> {
+export async function whileHeartbeating<T>(work: Promise<T>, details: Record<string, unknown>, intervalMs = 2_000): Promise<T> {
   const ctx = currentActivity();
   if (!ctx) return work;
   const started = Date.now();
@@ -274,7 +274,7 @@ export async function runPlaybook(opts: RunPlaybookOptions): Promise<PlaybookRun
     const timer = setTimeout(() => stop('timeout'), opts.timeoutMs ?? 15 * 60_000);
     // Heartbeats keep the activity alive and are how cancellation reaches us.
     const beat = ctx
-      ? setInterval(() => ctx.heartbeat({ step: 'ansible-playbook', elapsedMs: Date.now() - started }), opts.heartbeatIntervalMs ?? 5_000)
+      ? setInterval(() => ctx.heartbeat({ step: 'ansible-playbook', elapsedMs: Date.now() - started }), opts.heartbeatIntervalMs ?? 2_000)
       : undefined;
     const onAbort = () => stop('cancel');
     opts.signal?.addEventListener('abort', onAbort);

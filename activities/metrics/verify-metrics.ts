@@ -21,39 +21,45 @@ export function verifyMetrics(deps: ActivityDeps) {
     const deadline = Date.now() + input.deadlineMs;
     const pollMs = input.pollMs ?? 1000;
     let lastError: unknown;
-    for (;;) {
-      heartbeat();
-      try {
-        const fresh = await summarizeHostPoints(deps.influx, input.hostId, input.sinceMs);
-        lastError = undefined;
-        if (fresh.count > 0 && fresh.lastAtMs !== null) return { pointsSeen: fresh.count, lastPointAtMs: fresh.lastAtMs };
-      } catch (err) {
-        if (!isInfluxUnavailable(err)) throw err;
-        lastError = err;
+    // A slow query must not look like a dead worker (heartbeat timeout 10 s): beat while it runs too.
+    const beat = setInterval(heartbeat, 2_000);
+    try {
+      for (;;) {
+        heartbeat();
+        try {
+          const fresh = await summarizeHostPoints(deps.influx, input.hostId, input.sinceMs);
+          lastError = undefined;
+          if (fresh.count > 0 && fresh.lastAtMs !== null) return { pointsSeen: fresh.count, lastPointAtMs: fresh.lastAtMs };
+        } catch (err) {
+          if (!isInfluxUnavailable(err)) throw err;
+          lastError = err;
+        }
+        if (Date.now() >= deadline) break;
+        await sleep(pollMs);
       }
-      if (Date.now() >= deadline) break;
-      await sleep(pollMs);
-    }
-    if (lastError) {
+      if (lastError) {
+        throw ApplicationFailure.create({
+          type: FailureType.InfluxUnreachable,
+          message: `InfluxDB at ${deps.influx.url} did not answer: ${(lastError as Error).message}`,
+          nonRetryable: true,
+        });
+      }
+      const older = await summarizeHostPoints(deps.influx, input.hostId, input.sinceMs - 7 * 24 * 3600_000).catch(() => null);
+      if (older && older.count > 0) {
+        throw ApplicationFailure.create({
+          type: FailureType.StalePoints,
+          message: `only points older than the agent's start (newest ${new Date(older.lastAtMs!).toISOString()}) for host_id=${input.hostId}`,
+          nonRetryable: true,
+        });
+      }
       throw ApplicationFailure.create({
-        type: FailureType.InfluxUnreachable,
-        message: `InfluxDB at ${deps.influx.url} did not answer: ${(lastError as Error).message}`,
+        type: FailureType.NoPoints,
+        message: `no points tagged host_id=${input.hostId} arrived within ${Math.round(input.deadlineMs / 1000)} s`,
         nonRetryable: true,
       });
+    } finally {
+      clearInterval(beat);
     }
-    const older = await summarizeHostPoints(deps.influx, input.hostId, input.sinceMs - 7 * 24 * 3600_000).catch(() => null);
-    if (older && older.count > 0) {
-      throw ApplicationFailure.create({
-        type: FailureType.StalePoints,
-        message: `only points older than the agent's start (newest ${new Date(older.lastAtMs!).toISOString()}) for host_id=${input.hostId}`,
-        nonRetryable: true,
-      });
-    }
-    throw ApplicationFailure.create({
-      type: FailureType.NoPoints,
-      message: `no points tagged host_id=${input.hostId} arrived within ${Math.round(input.deadlineMs / 1000)} s`,
-      nonRetryable: true,
-    });
   };
 }
 
