@@ -76,7 +76,7 @@ const { installAgent } = proxyActivities<Activities>({
   startToCloseTimeout: '20 minutes',
   // A worker that dies mid-step is noticed within 10 s and the step resumes on another (activities beat every 2 s).
   heartbeatTimeout: '10 seconds',
-  retry: { initialInterval: '5s', maximumAttempts: 3, nonRetryableErrorTypes: [...humanFailures, FailureType.AnsibleFailed] },
+  retry: { initialInterval: '1s', backoffCoefficient: 4, maximumAttempts: 3, nonRetryableErrorTypes: [...humanFailures, FailureType.AnsibleFailed] },
   summary: 'install agent: ansible-playbook, Telegraf role',
 });
 const { releaseTunnel } = proxyActivities<Activities>({

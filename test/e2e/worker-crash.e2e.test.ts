@@ -80,6 +80,11 @@ suite('worker crash during the Ansible step', () => {
     mark('worker A killed during ansible-playbook');
 
     await startWorker('crash-B');
+    // Printed, not asserted: how long the step took to resume elsewhere (bounded by the 10 s heartbeat timeout).
+    await eventually(async () => {
+      const pending = (await handle.describe()).raw.pendingActivities ?? [];
+      return pending.some((a) => a.activityType?.name === 'installAgent' && (a.attempt ?? 0) >= 2 && a.state === temporal.api.enums.v1.PendingActivityState.PENDING_ACTIVITY_STATE_STARTED);
+    }, 120_000, 100).then(() => mark('install resumed on worker B'), () => mark('install resume not observed'));
     const result = (await handle.result()) as OnboardingStatus;
     mark('onboarding finished on worker B');
     expect(result.phase).toBe('healthy');
