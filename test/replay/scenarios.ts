@@ -13,6 +13,8 @@ import {
 } from '../../workflows/contracts';
 import { approveHostKeyUpdate, detachTunnelHostUpdate, onboardingStatusQuery, provideCredentialsUpdate, restartTunnelUpdate, stopTunnelUpdate, updateTunnelSpecUpdate } from '../../workflows/messages';
 import { TunnelIdKey } from '../../workflows/search-attributes';
+import type { hostLifecycle } from '../../workflows/host/host-lifecycle';
+import { hostFreshnessSignal, hostStatusQuery, offboardHostUpdate } from '../../workflows/host/messages';
 import type { TunnelKeeperOptions, TunnelKeeperState, tunnelKeeper } from '../../workflows/tunnel-keeper';
 import { connectedStats } from '../support/fake-tunnel';
 import { until } from '../support/poll';
@@ -47,7 +49,7 @@ export interface ScenarioRun {
 
 export interface Scenario {
   name: string;
-  workflowType: 'onboardHost' | 'tunnelKeeper';
+  workflowType: 'onboardHost' | 'tunnelKeeper' | 'hostLifecycle';
   /** Fixed, so a fixture's workflow id is known at replay without storing it next to the history. */
   workflowId: string;
   about: string;
@@ -96,6 +98,9 @@ function onboardingFakes(keyring: Keyring, overrides: Fakes = {}): Fakes {
     }),
     ensureTunnel: async () => ({ connected: true, boundPort: 18086, openConnections: 0, totalConnections: 0, bytesIn: 0, bytesOut: 0, reconnects: 0 }),
     releaseTunnel: async () => ({ remaining: 0, stopping: true }),
+    uninstallAgent: async () => ({ ok: 5, changed: 4 }),
+    removeCloudroot: async () => ({ removed: true, alreadyGone: false, verified: 'login-refused', notes: [] }),
+    revokeForwardKey: async () => ({ removed: true }),
     verifyMetrics: async () => ({ pointsSeen: 12, lastPointAtMs: 1_700_000_010_000 }),
     ...overrides,
   };
@@ -387,7 +392,53 @@ const tunnelScenarios: Scenario[] = [
   ),
 ];
 
-export const scenarios: readonly Scenario[] = [...onboardingScenarios, ...tunnelScenarios];
+// ---------------------------------------------------------------------------------------------------------
+// host entity
+
+const hostPhaseOf = async (h: WorkflowHandle) => (await h.query(hostStatusQuery)).phase;
+
+/** A host entity scenario: onboarding child to healthy, then whatever `interact` does, then offboard. */
+function hostScenario(name: string, about: string, interact: (handle: WorkflowHandle) => Promise<void>, fakes?: (keyring: Keyring) => Fakes): Scenario {
+  const hostId = `replay-${name}`;
+  const workflowId = workflowIds.host(hostId);
+  return {
+    name,
+    workflowType: 'hostLifecycle',
+    workflowId,
+    about,
+    prepare(keyring) {
+      return {
+        activities: onboardingFakes(keyring, fakes?.(keyring)),
+        async drive(client, taskQueue) {
+          const handle = await client.workflow.start<typeof hostLifecycle>('hostLifecycle', {
+            taskQueue,
+            workflowId,
+            args: [onboardingInput(keyring, hostId, { dataPath: { kind: 'tunnel' } }), { repairBackoffMs: 200, maxRepairBackoffMs: 400, repairVerifyDeadlineMs: 2000 }],
+            workflowIdConflictPolicy: 'TERMINATE_EXISTING',
+            workflowExecutionTimeout: '5m',
+          });
+          await until('phase healthy', async () => (await hostPhaseOf(handle)) === 'healthy');
+          await interact(handle);
+          await handle.executeUpdate(offboardHostUpdate);
+          await closed(handle);
+          return [{ runId: handle.firstExecutionRunId, closesWith: 'completed' }];
+        },
+      };
+    },
+  };
+}
+
+const hostScenarios: Scenario[] = [
+  hostScenario('host-offboarded', 'onboarding child to healthy, a fresh report, offboard: tunnel released, agent uninstalled, cloudroot removed', async (h) => {
+    await h.signal(hostFreshnessSignal, { fresh: true, lastPointAtMs: 1_700_000_020_000, sweptAtMs: 1_700_000_030_000 });
+  }),
+  hostScenario('host-repaired', 'healthy, then stale points: degraded/NoRecentPoints, repaired (tunnel, agent role, verify) to healthy; offboard', async (h) => {
+    await h.signal(hostFreshnessSignal, { fresh: false, lastPointAtMs: 1_700_000_020_000, sweptAtMs: 1_700_000_400_000 });
+    await until('repaired', async () => (await h.query(hostStatusQuery)).repairs.some((r) => r.outcome === 'repaired'));
+  }),
+];
+
+export const scenarios: readonly Scenario[] = [...onboardingScenarios, ...tunnelScenarios, ...hostScenarios];
 
 /** The scenario a fixture file belongs to: `<scenario>[.<label>].json` (labels: `run2`, `v1`, ...). */
 export function scenarioForFixture(fileName: string): Scenario | undefined {
