@@ -1,0 +1,168 @@
+import type { INestApplication } from '@nestjs/common';
+import type { Client } from '@temporalio/client';
+import { NativeConnection } from '@temporalio/worker';
+import type { AddressInfo } from 'node:net';
+import { createApp } from '../../apps/api/create-app';
+import { bundleWorkflows } from '../../apps/worker/bundle';
+import { ensureFreshnessSchedule } from '../../apps/worker/freshness-schedule';
+import { createWorkers, type WorkerSet } from '../../apps/worker/workers';
+import { summarizeHostPoints } from '../../activities/metrics/influx-query';
+import type { ApiConfig, WorkerConfig } from '../../lib/config';
+import { Keyring } from '../../lib/keyring';
+import { createLogger } from '../../lib/logging';
+import { createFleet, fleetUnsupportedReason, type Fleet, type FleetHost } from '../fleet';
+import { eventually, testClient, testStack, uniqueName } from '../support/stack';
+
+// The host stays monitored, on real components: the fleet-wide freshness sweep (a real Schedule every 5 s) notices a
+// host whose agent died, the host entity degrades it with a name and repairs it by itself; offboarding leaves
+// nothing on the host (tunnel and proxy paths) and nothing new arrives in InfluxDB.
+const unsupported = fleetUnsupportedReason();
+const suite = unsupported ? describe.skip : describe;
+
+const OPERATOR = 'lifecycle-operator-token-0123456789';
+const SWEEP_MS = 5_000;
+// Telegraf flushes every 10 s: a host is stale after two missed flushes and a bit.
+const STALE_AFTER_MS = 25_000;
+jest.setTimeout(600_000);
+
+suite('host lifecycle end to end (sweep, repair, offboard)', () => {
+  const keyring = Keyring.forTests('lifecycle-e2e');
+  let fleet: Fleet;
+  let client: Client;
+  let connection: NativeConnection;
+  let workers: WorkerSet;
+  let running: Promise<void>;
+  let app: INestApplication;
+  let base: string;
+  let config: WorkerConfig;
+  const scheduleId = uniqueName('sweep');
+
+  beforeAll(async () => {
+    const stack = testStack();
+    config = {
+      temporal: { address: stack.temporalAddress, namespace: 'default', onboardingTaskQueue: uniqueName('life-onb'), tunnelTaskQueue: uniqueName('life-tun'), tls: false },
+      influx: stack.influx,
+      keyring,
+      api: { host: '127.0.0.1', port: 0, tokens: new Map([[OPERATOR, 'operator']]), uiOrigin: 'http://127.0.0.1:8233' },
+      telegrafArtifact: stack.telegrafPath,
+    };
+    [fleet, client, connection] = await Promise.all([createFleet(), testClient(keyring), NativeConnection.connect({ address: stack.temporalAddress })]);
+    workers = await createWorkers({ config, connection, bundle: await bundleWorkflows(), log: createLogger('lifecycle-worker') });
+    running = workers.run();
+    const { keyring: _workerOnly, ...common } = config;
+    const apiConfig: ApiConfig = { ...common, keys: keyring.apiKeys() };
+    app = await createApp({ config: apiConfig, client, logger: false });
+    await app.listen(0, '127.0.0.1');
+    base = `http://127.0.0.1:${(app.getHttpServer().address() as AddressInfo).port}`;
+    await ensureFreshnessSchedule(client, { taskQueue: config.temporal.onboardingTaskQueue, everyMs: SWEEP_MS, staleAfterMs: STALE_AFTER_MS, scheduleId });
+  });
+
+  afterAll(async () => {
+    await client?.schedule.getHandle(scheduleId).delete().catch(() => undefined);
+    await app?.close();
+    workers?.shutdown();
+    await running;
+    await connection?.close();
+    const queues = `(TaskQueue='${config.temporal.tunnelTaskQueue}' OR TaskQueue='${config.temporal.onboardingTaskQueue}')`;
+    for await (const wf of client.workflow.list({ query: `${queues} AND ExecutionStatus='Running'` })) {
+      await client.workflow.getHandle(wf.workflowId).terminate('test over').catch(() => undefined);
+    }
+    await client?.connection.close();
+    await fleet?.destroy();
+  });
+
+  async function api(method: string, path: string, body?: unknown): Promise<{ status: number; body: any }> {
+    const res = await fetch(base + path, {
+      method,
+      headers: { authorization: `Bearer ${OPERATOR}`, 'content-type': 'application/json' },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    return { status: res.status, body: await res.json().catch(() => null) };
+  }
+
+  const login = (h: FleetHost) => ({ address: h.address, port: h.sshPort, username: h.bootstrapUser, password: h.bootstrapPassword });
+
+  async function until(id: string, what: (h: any) => boolean, timeoutMs = 240_000): Promise<any> {
+    return eventually(async () => {
+      const r = await api('GET', `/v1/hosts/${id}`);
+      return r.status === 200 && what(r.body) ? r.body : undefined;
+    }, timeoutMs, 500);
+  }
+
+  async function onboard(body: Record<string, unknown>): Promise<any> {
+    const r = await api('POST', '/v1/hosts', body);
+    expect(r.status).toBe(202);
+    return until(r.body.id, (h) => {
+      if (h.phase === 'failed') throw Object.assign(new Error(`onboarding failed: ${JSON.stringify(h.lastError)}`), { fatal: true });
+      return h.phase === 'healthy';
+    });
+  }
+
+  /** Everything the role and cloudroot put on a host, as a list of what is still there. */
+  async function leftovers(h: FleetHost): Promise<string[]> {
+    const r = await fleet.exec(h, [
+      'getent passwd cloudroot >/dev/null && echo user',
+      'test -e /etc/sudoers.d/90-cloudroot && echo sudoers',
+      'test -e /home/cloudroot && echo home',
+      'pgrep -x telegraf >/dev/null && echo telegraf-process',
+      'pgrep -f "[t]elegraf-supervisor" >/dev/null && echo supervisor-process',
+      'test -e /usr/local/bin/telegraf && echo binary',
+      'test -e /etc/telegraf && echo config',
+      'test -e /etc/default/telegraf && echo env-file',
+      'test -e /etc/ssh/sshd_config.d/50-agent-onboarding.conf && echo sshd-dropin',
+      'true',
+    ].join('; '));
+    return r.stdout.split('\n').map((l) => l.trim()).filter(Boolean);
+  }
+
+  async function pointsSince(hostId: string, sinceMs: number): Promise<number> {
+    return (await summarizeHostPoints(config.influx, hostId, sinceMs)).count;
+  }
+
+  it('agent killed on a healthy host → degraded/NoRecentPoints by the sweep → repaired by itself; then offboarded clean', async () => {
+    const host = await fleet.addHost({ name: 'life', topology: 'direct' });
+    const id = 'life-tunnel';
+    await onboard({ hostId: id, ...login(host), dataPath: 'tunnel' });
+    // The sweep has seen it fresh (the host entity records what the sweep told it).
+    await until(id, (h) => typeof h.lastPointAtMs === 'number', 60_000);
+
+    // Kill the agent and its supervisor: nothing on the host brings it back.
+    await fleet.exec(host, 'pkill -KILL -f "[t]elegraf-supervisor"; pkill -KILL -x telegraf; true');
+    const killedAt = Date.now();
+    const degraded = await until(id, (h) => h.phase === 'degraded' || h.phase === 'repairing', STALE_AFTER_MS + 4 * SWEEP_MS + 30_000);
+    expect(degraded.reason).toBe('NoRecentPoints');
+    console.log(JSON.stringify({ event: 'degraded', afterKillSec: (Date.now() - killedAt) / 1000 }));
+    const repaired = await until(id, (h) => h.phase === 'healthy' && h.repairs.some((r: any) => r.outcome === 'repaired'), 180_000);
+    console.log(JSON.stringify({ event: 'repaired', afterKillSec: (Date.now() - killedAt) / 1000, repairs: repaired.repairs }));
+    expect(repaired.repairs.at(-1)).toMatchObject({ reason: 'NoRecentPoints', outcome: 'repaired' });
+    expect((await fleet.exec(host, 'pgrep -c -x telegraf')).stdout.trim()).toBe('1');
+
+    // Offboard: nothing of ours is left on the host, the forward is gone, InfluxDB hears nothing new.
+    expect((await api('DELETE', `/v1/hosts/${id}`)).status).toBe(202);
+    const gone = await until(id, (h) => h.phase === 'offboarded', 180_000);
+    expect(gone.notCleaned).toEqual([]);
+    expect(await leftovers(host)).toEqual([]);
+    expect((await fleet.exec(host, "ss -Hltn 'sport = :18086'")).stdout.trim()).toBe('');
+    const after = Date.now();
+    await new Promise((r) => setTimeout(r, 15_000));
+    expect(await pointsSince(id, after)).toBe(0);
+    // Offboarded is final; a second DELETE is a conflict, and a POST onboards afresh (not done here).
+    expect((await api('DELETE', `/v1/hosts/${id}`)).status).toBeGreaterThanOrEqual(400);
+  });
+
+  it('proxy path: offboarding removes the host and, with its last host, the proxy forward and its key', async () => {
+    const bastion = await fleet.addHost({ name: 'lbast', topology: 'bastion' });
+    const priv = await fleet.addHost({ name: 'lpriv', topology: 'private', bastion });
+    const id = 'life-proxy';
+    const healthy = await onboard({ hostId: id, ...login(priv), bastion: login(bastion), dataPath: 'proxy' });
+    expect((await fleet.exec(bastion, 'ss -Hltn')).stdout).toContain(`${priv.proxyAddress}:18086`);
+
+    expect((await api('DELETE', `/v1/hosts/${id}`)).status).toBe(202);
+    const gone = await until(id, (h) => h.phase === 'offboarded', 180_000);
+    expect(gone.notCleaned).toEqual([]);
+    expect(await leftovers(priv)).toEqual([]);
+    expect((await fleet.exec(bastion, 'ss -Hltn')).stdout).not.toContain(':18086');
+    const keys = (await fleet.exec(bastion, `cat ~${bastion.bootstrapUser}/.ssh/authorized_keys 2>/dev/null; true`)).stdout;
+    expect(keys).not.toContain(`agent-onboarding-forward:${healthy.tunnelId}`);
+  });
+});
