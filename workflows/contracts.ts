@@ -246,4 +246,5 @@ export function credentialProblem(c: unknown): string | null {
 export const workflowIds = {
   onboarding: (hostId: string) => `onboard/${hostId}`,
   tunnel: (tunnelId: string) => `tunnel/${tunnelId}`,
+  host: (hostId: string) => `host/${hostId}`,
 };

@@ -2,3 +2,4 @@
 export { onboardHost } from './onboard-host';
 export { tunnelKeeper } from './tunnel-keeper';
 export { smokeTest } from './smoke';
+export { freshnessSweep } from './host/freshness-sweep';
