@@ -6,6 +6,7 @@ import { createAnsibleActivities } from './ansible';
 import { createTunnelActivities } from './tunnel';
 import type { EnsureTunnelOptions } from './tunnel/ensure-tunnel';
 import { verifyMetrics } from './metrics/verify-metrics';
+import { sweepFreshness } from './metrics/freshness';
 import { workerInfo } from './worker-info';
 
 export type { ActivityDeps } from './deps';
@@ -24,6 +25,7 @@ export function createActivities(deps: ActivityDeps) {
       tunnels.ensureTunnel({ ...spec, target: spec.target ?? influxTarget(deps.influx.url) }, opts),
     releaseTunnel: tunnels.releaseTunnel,
     verifyMetrics: verifyMetrics(deps),
+    sweepFreshness: sweepFreshness(deps),
     workerInfo,
   };
 }

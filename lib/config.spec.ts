@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { apiKeyEnv, ConfigError, loadApiConfig, loadWorkerConfig, parseTrustProxy } from './config';
+import { apiKeyEnv, ConfigError, FRESHNESS_DEFAULTS, freshnessConfig, loadApiConfig, loadWorkerConfig, parseTrustProxy } from './config';
 import { Keyring } from './keyring';
 import { sealSecret, unsealSecret } from './sealed-secret';
 
@@ -95,5 +95,29 @@ describe('parseTrustProxy (AO_API_TRUST_PROXY)', () => {
     expect(loadApiConfig({ ...apiEnv }).api.trustProxy).toBe(false);
     expect(loadApiConfig({ ...apiEnv, AO_API_TRUST_PROXY: '1' }).api.trustProxy).toBe(1);
     expect(() => loadApiConfig({ ...apiEnv, AO_API_TRUST_PROXY: 'yes' })).toThrow(/AO_API_TRUST_PROXY/);
+  });
+});
+
+describe('freshness sweep (AO_FRESHNESS_SWEEP_MS, AO_STALE_AFTER_MS)', () => {
+  it('defaults to a sweep every 60 s and stale after 90 s; 0 turns the Schedule off', () => {
+    expect(freshnessConfig({})).toEqual({ sweepEveryMs: 60_000, staleAfterMs: 90_000 });
+    expect(loadWorkerConfig({ AO_MASTER_KEYS: master }).freshness).toEqual(FRESHNESS_DEFAULTS);
+    expect(freshnessConfig({ AO_FRESHNESS_SWEEP_MS: '0', AO_STALE_AFTER_MS: '300000' })).toEqual({ sweepEveryMs: 0, staleAfterMs: 300_000 });
+    expect(freshnessConfig({ AO_FRESHNESS_SWEEP_MS: ' 30000 ' }).sweepEveryMs).toBe(30_000);
+  });
+
+  it.each([
+    ['AO_FRESHNESS_SWEEP_MS', '500'],
+    ['AO_FRESHNESS_SWEEP_MS', '60s'],
+    ['AO_FRESHNESS_SWEEP_MS', '-1'],
+    ['AO_FRESHNESS_SWEEP_MS', '1.5'],
+    ['AO_FRESHNESS_SWEEP_MS', String(2 * 24 * 3600_000)],
+    ['AO_STALE_AFTER_MS', '0'],
+    ['AO_STALE_AFTER_MS', '999'],
+    ['AO_STALE_AFTER_MS', 'ninety'],
+  ])('refuses %s=%j naming the variable', (name, value) => {
+    expect(() => freshnessConfig({ [name]: value })).toThrow(ConfigError);
+    expect(() => freshnessConfig({ [name]: value })).toThrow(new RegExp(`^${name} must be milliseconds`));
+    expect(() => loadWorkerConfig({ AO_MASTER_KEYS: master, [name]: value })).toThrow(name);
   });
 });

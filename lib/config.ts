@@ -46,7 +46,26 @@ export interface AppConfig {
 /** The worker: the master keys. */
 export interface WorkerConfig extends AppConfig {
   keyring: Keyring;
+  /**
+   * The fleet-wide freshness sweep (the `host-freshness-sweep` Schedule the worker ensures at start):
+   * `sweepEveryMs` 0 leaves the Schedule alone. Absent (configs built by hand in tests and benchmarks): the same.
+   */
+  freshness?: FreshnessConfig;
 }
+
+export interface FreshnessConfig {
+  /** AO_FRESHNESS_SWEEP_MS: how often the sweep runs; 0 = this worker does not create or update the Schedule. */
+  sweepEveryMs: number;
+  /** AO_STALE_AFTER_MS: a host whose newest point is older than this is stale. */
+  staleAfterMs: number;
+}
+
+/**
+ * Telegraf's defaults in the role: 10 s interval, 10 s flush, 2 s flush jitter, so a healthy host's newest point is
+ * at most ~22 s old. 90 s is about four flushes missed in a row: a tunnel reconnect or an InfluxDB restart does not
+ * flip a host to stale, a stopped agent does within one sweep after that.
+ */
+export const FRESHNESS_DEFAULTS = { sweepEveryMs: 60_000, staleAfterMs: 90_000 } as const;
 
 /** The API: payload-codec keys and sealing public keys; nothing that opens a sealed secret. */
 export interface ApiConfig extends AppConfig {
@@ -170,6 +189,29 @@ function parseKeys<T>(name: string, spec: string | undefined, parse: (spec: stri
   }
 }
 
+const DAY_MS = 24 * 3600_000;
+
+function millis(env: Env, name: string, fallback: number, opts: { min: number; max: number; zeroAllowed?: boolean }): number {
+  const raw = env[name]?.trim();
+  if (!raw) return fallback;
+  const n = Number(raw);
+  const ok = Number.isInteger(n) && ((opts.zeroAllowed && n === 0) || (n >= opts.min && n <= opts.max));
+  if (!ok) {
+    const range = `${opts.min}..${opts.max}`;
+    throw new ConfigError(`${name} must be milliseconds in ${opts.zeroAllowed ? `0 (off) or ${range}` : range}, got "${raw.slice(0, 40)}"`);
+  }
+  return n;
+}
+
+/** AO_FRESHNESS_SWEEP_MS (default 60000; 0 = off) and AO_STALE_AFTER_MS (default 90000). */
+export function freshnessConfig(env: Env): FreshnessConfig {
+  return {
+    // Schedules run at whole seconds at the finest.
+    sweepEveryMs: millis(env, 'AO_FRESHNESS_SWEEP_MS', FRESHNESS_DEFAULTS.sweepEveryMs, { min: 1000, max: DAY_MS, zeroAllowed: true }),
+    staleAfterMs: millis(env, 'AO_STALE_AFTER_MS', FRESHNESS_DEFAULTS.staleAfterMs, { min: 1000, max: 7 * DAY_MS }),
+  };
+}
+
 function commonConfig(env: Env): AppConfig {
   return {
     temporal: {
@@ -200,7 +242,7 @@ function commonConfig(env: Env): AppConfig {
 /** The worker's configuration: `AO_MASTER_KEYS` is required. */
 export function loadWorkerConfig(env: Env = process.env): WorkerConfig {
   const keyring = parseKeys('AO_MASTER_KEYS', env.AO_MASTER_KEYS, Keyring.parse, 'e.g. "k1:$(openssl rand -base64 32)"');
-  return { ...commonConfig(env), keyring };
+  return { ...commonConfig(env), keyring, freshness: freshnessConfig(env) };
 }
 
 /**

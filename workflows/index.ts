@@ -3,3 +3,4 @@ export { onboardHost } from './onboard-host';
 export { tunnelKeeper } from './tunnel-keeper';
 export { smokeTest } from './smoke';
 export { hostLifecycle } from './host/host-lifecycle';
+export { freshnessSweep } from './host/freshness-sweep';

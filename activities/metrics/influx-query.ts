@@ -1,9 +1,34 @@
-import { InfluxDB, HttpError } from '@influxdata/influxdb-client';
+import { InfluxDB, HttpError, type QueryApi } from '@influxdata/influxdb-client';
+import { ApplicationFailure } from '@temporalio/common';
+import { FailureType } from '../../workflows/contracts';
 import type { ActivityDeps } from '../deps';
 
 /** Quotes a value as a Flux string literal. */
 export function fluxString(s: string): string {
   return `"${s.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\$\{/g, '\\${')}"`;
+}
+
+/** The query API of the controller's InfluxDB (2.x, or 1.8 with flux on). */
+export function queryApi(influx: ActivityDeps['influx'], timeoutMs = 10_000): QueryApi {
+  return new InfluxDB({
+    url: influx.url,
+    token: influx.token,
+    timeout: timeoutMs,
+    // An https InfluxDB signed by a private CA (INFLUX_CA_FILE): the same trust as the tunnels' TLS end.
+    ...(influx.ca ? { transportOptions: { ca: influx.ca } } : {}),
+  }).getQueryApi(influx.org);
+}
+
+/**
+ * InfluxDB is down or refuses us. Verification names it at its deadline (non-retryable: its own poll loop was the
+ * retry); the freshness sweep lets Temporal retry it (the next sweep would try again anyway).
+ */
+export function influxUnreachable(url: string, cause: unknown, opts: { nonRetryable: boolean }): ApplicationFailure {
+  return ApplicationFailure.create({
+    type: FailureType.InfluxUnreachable,
+    message: `InfluxDB at ${url} did not answer: ${(cause as Error)?.message ?? String(cause)}`,
+    nonRetryable: opts.nonRetryable,
+  });
 }
 
 export interface HostPointSummary {
@@ -13,13 +38,7 @@ export interface HostPointSummary {
 
 /** Points tagged `host_id == hostId` since `sinceMs`: how many and the newest time. Works on InfluxDB 2.x and 1.8 (flux on). */
 export async function summarizeHostPoints(influx: ActivityDeps['influx'], hostId: string, sinceMs: number): Promise<HostPointSummary> {
-  const api = new InfluxDB({
-    url: influx.url,
-    token: influx.token,
-    timeout: 10_000,
-    // An https InfluxDB signed by a private CA (INFLUX_CA_FILE): the same trust as the tunnels' TLS end.
-    ...(influx.ca ? { transportOptions: { ca: influx.ca } } : {}),
-  }).getQueryApi(influx.org);
+  const api = queryApi(influx);
   const base =
     `from(bucket: ${fluxString(influx.bucket)})` +
     ` |> range(start: time(v: ${fluxString(new Date(sinceMs).toISOString())}))` +

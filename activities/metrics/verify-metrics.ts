@@ -2,7 +2,7 @@ import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import { FailureType, type VerifyResult } from '../../workflows/contracts';
 import type { ActivityDeps } from '../deps';
-import { isInfluxUnavailable, summarizeHostPoints } from './influx-query';
+import { influxUnreachable, isInfluxUnavailable, summarizeHostPoints } from './influx-query';
 
 export interface VerifyMetricsInput {
   hostId: string;
@@ -38,11 +38,7 @@ export function verifyMetrics(deps: ActivityDeps) {
         await sleep(pollMs);
       }
       if (lastError) {
-        throw ApplicationFailure.create({
-          type: FailureType.InfluxUnreachable,
-          message: `InfluxDB at ${deps.influx.url} did not answer: ${(lastError as Error).message}`,
-          nonRetryable: true,
-        });
+        throw influxUnreachable(deps.influx.url, lastError, { nonRetryable: true });
       }
       const older = await summarizeHostPoints(deps.influx, input.hostId, input.sinceMs - 7 * 24 * 3600_000).catch(() => null);
       if (older && older.count > 0) {
