@@ -249,3 +249,34 @@ export const workflowIds = {
   onboarding: (hostId: string) => `onboard/${hostId}`,
   tunnel: (tunnelId: string) => `tunnel/${tunnelId}`,
 };
+
+// ---- offboarding (results of the saga's idempotent activities) ----
+
+/** `revokeForwardKey`: whether this tunnel's line was in the login's authorized_keys (it is not any more). */
+export interface ForwardKeyRevokeResult {
+  removed: boolean;
+}
+
+/** `removeCloudroot`: the service user, its home (authorized_keys with it) and its sudoers drop-in. */
+export interface CloudrootRemovalResult {
+  /** This run removed the user. */
+  removed: boolean;
+  /** The login was already refused when the run began: removed before, or by someone else. */
+  alreadyGone: boolean;
+  /** Seen from outside after the run: the service user's login is refused ('unverified': could not tell). */
+  verified: 'login-refused' | 'unverified';
+  /** What was found and what was left, for the offboarding's record. */
+  notes: string[];
+}
+
+/** `uninstallAgent`: the role's counts; `alreadyGone` when nothing of the agent was left to remove. */
+export interface AgentUninstallResult {
+  ok: number;
+  changed: number;
+  /**
+   * Nothing was removed: the agent was never installed or already removed, or the service user's login is
+   * refused (removed by an earlier offboarding: the agent goes before the user), in which case nothing could run.
+   */
+  alreadyGone: boolean;
+  notes: string[];
+}

@@ -4,11 +4,12 @@ import { ApplicationFailure } from '@temporalio/common';
 import type { Keyring } from '../../lib/keyring';
 import { unsealSecret } from '../../lib/sealed-secret';
 import {
-  FailureType, type AgentInstallSummary, type AgentOptions, type SshTarget,
+  FailureType, type AgentInstallSummary, type AgentOptions, type AgentUninstallResult, type SshTarget,
 } from '../../workflows/contracts';
 import { HOST_ID_PATTERN, INTERVAL_PATTERN, USERNAME_PATTERN, hasTemplateSyntax, labelsProblem, urlProblem } from '../../workflows/input-rules';
 import type { ActivityDeps } from '../deps';
-import { openJumpListener, scanHostKey } from '../ssh/dialer';
+import { dialSsh, openJumpListener, scanHostKey } from '../ssh/dialer';
+import { isLoginRefused } from '../ssh/errors';
 import { describeFailure, totals, type PlaybookRecap } from './recap';
 import { runPlaybook, whileHeartbeating, type PlaybookRun } from './run-playbook';
 
@@ -24,10 +25,8 @@ export interface InstallAgentInput {
 
 export type UninstallAgentInput = Pick<InstallAgentInput, 'hostId' | 'target'> & { agent?: AgentOptions };
 
-export interface AgentUninstallSummary {
-  ok: number;
-  changed: number;
-}
+/** @deprecated the name before offboarding: `AgentUninstallResult` in workflows/contracts.ts. */
+export type AgentUninstallSummary = AgentUninstallResult;
 
 const INVENTORY_NAME = 'target';
 // eslint-disable-next-line no-control-regex -- control characters are what is refused
@@ -221,17 +220,46 @@ export function installAgent(deps: ActivityDeps) {
   };
 }
 
-/** Stops Telegraf and removes everything the role installed (offboarding, or undoing a cancelled onboarding). */
+/**
+ * Whether Ansible's "unreachable" was the service user's login being refused. Asked with ssh2 only after a failed
+ * run: OpenSSH's message says little, and a refusal needs no retry.
+ */
+async function serviceLoginRefused(deps: ActivityDeps, target: SshTarget): Promise<boolean> {
+  try {
+    const s = await dialSsh(target, { keyring: deps.keyring, log: deps.log });
+    await s.close();
+    return false;
+  } catch (err) {
+    return isLoginRefused(err);
+  }
+}
+
+/**
+ * Stops Telegraf and removes everything the role installed (offboarding, or undoing a cancelled onboarding).
+ * Idempotent: a host without the agent changes nothing and says `alreadyGone`. So does a host whose service user
+ * login is refused — offboarding removes the agent before the user, so that user is gone because an earlier
+ * offboarding finished; nothing can run there any more either way.
+ */
 export function uninstallAgent(deps: ActivityDeps) {
-  return async function uninstallAgent(input: UninstallAgentInput): Promise<AgentUninstallSummary> {
+  return async function uninstallAgent(input: UninstallAgentInput): Promise<AgentUninstallResult> {
     heartbeat({ step: 'validate' });
     validate(input, false);
-    const recap = await runOnHost(deps, input.target, {
-      telegraf_state: 'absent',
-      telegraf_host_id: input.hostId,
-      telegraf_install_mode: input.agent?.mode ?? 'artifact',
-    }, []);
+    let recap: PlaybookRecap;
+    try {
+      recap = await runOnHost(deps, input.target, {
+        telegraf_state: 'absent',
+        telegraf_host_id: input.hostId,
+        telegraf_install_mode: input.agent?.mode ?? 'artifact',
+      }, []);
+    } catch (err) {
+      if (!(err instanceof ApplicationFailure && err.type === FailureType.HostUnreachable)) throw err;
+      if (!(await whileHeartbeating(serviceLoginRefused(deps, input.target), { step: 'login-check' }))) throw err;
+      const user = input.target.credential.username;
+      deps.log.info('agent not uninstalled: the service user login is refused', { hostId: input.hostId, address: input.target.address, user });
+      return { ok: 0, changed: 0, alreadyGone: true, notes: [`the ${user} login is refused: the host was offboarded before (or ${user} was removed by hand)`] };
+    }
     const t = totals(recap);
-    return { ok: t.ok, changed: t.changed };
+    const alreadyGone = t.changed === 0;
+    return { ok: t.ok, changed: t.changed, alreadyGone, notes: alreadyGone ? ['nothing of the agent was left on the host'] : [] };
   };
 }

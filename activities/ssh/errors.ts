@@ -78,6 +78,25 @@ export function cloudrootFailed(e: Endpoint, reason: string, opts: { nonRetryabl
   });
 }
 
+export function cloudrootRemovalFailed(e: Endpoint, reason: string, opts: { nonRetryable?: boolean } = {}): ApplicationFailure {
+  return ApplicationFailure.create({
+    type: FailureType.CloudrootFailed,
+    message: `removing the service user on ${where(e)} failed: ${reason}`,
+    nonRetryable: opts.nonRetryable ?? false,
+    details: [{ address: e.address, port: e.port }],
+  });
+}
+
+/**
+ * The server turned this very login away: AuthFailed on the final hop, after a handshake (the details carry the
+ * host key it showed). A refused jump-host login, or a key we could not even parse, is not that.
+ */
+export function isLoginRefused(err: unknown): boolean {
+  if (!(err instanceof ApplicationFailure) || err.type !== FailureType.AuthFailed) return false;
+  const d = Array.isArray(err.details) ? (err.details[0] as Record<string, unknown> | undefined) : undefined;
+  return typeof d === 'object' && d !== null && d.hop === 'target' && typeof d.hostKeySha256 === 'string';
+}
+
 export function invalidInput(reason: string): ApplicationFailure {
   return ApplicationFailure.create({ type: FailureType.InvalidInput, message: reason, nonRetryable: true });
 }

@@ -2,7 +2,7 @@ import { isIP } from 'node:net';
 import { ApplicationFailure } from '@temporalio/common';
 import { utils } from 'ssh2';
 import { sealSecret } from '../../lib/sealed-secret';
-import { FailureType, type ForwardKeyResult, type SshTarget } from '../../workflows/contracts';
+import { FailureType, type ForwardKeyResult, type ForwardKeyRevokeResult, type SshTarget } from '../../workflows/contracts';
 import type { ActivityDeps } from '../deps';
 import { dialSsh } from './dialer';
 import { invalidInput, onHop, tail, type Endpoint, type Hop } from './errors';
@@ -20,6 +20,14 @@ import { shellQuote } from './shell';
 export const FORWARD_KEY_TAG_PREFIX = 'agent-onboarding-forward:';
 const TAG_ID = /^[A-Za-z0-9._-]{1,80}$/;
 const PUBLIC_KEY = /^ssh-ed25519 [A-Za-z0-9+/]+={0,2}$/;
+
+export interface RevokeForwardKeyInput {
+  tunnelId: string;
+  /** The login whose authorized_keys holds the tunnel's line, with its own credential and pinned host key. */
+  target: SshTarget;
+  /** Which hop `target` is for the host: failures are reported on it. */
+  hop?: Hop;
+}
 
 export interface AuthorizeForwardKeyInput {
   tunnelId: string;
@@ -47,35 +55,55 @@ export function forwardKeyLine(publicKey: string, permitListen: string, tunnelId
 }
 
 /**
- * POSIX sh, run as the login itself (no sudo needed) and sent on stdin. Replaces this tunnel's line, keeps every
- * other line, writes atomically; refuses symlinked files (someone else manages them).
+ * POSIX sh, run as the login itself (no sudo needed) and sent on stdin, that edits `~/.ssh/authorized_keys`:
+ * this tunnel's lines are those whose last field is exactly its tag. With `line` the script replaces them with it
+ * (authorize); without, it takes them out (revoke) and leaves the file untouched when there are none. Every other
+ * line stays as it was; the file is written atomically; symlinked files are refused (someone else manages them).
+ * Prints `forward-key-ok removed=<n>`: how many lines of this tunnel were there before.
  */
-export function forwardKeyScript(line: string, tunnelId: string): string {
+function authorizedKeysScript(tunnelId: string, line?: string): string {
+  if (!TAG_ID.test(tunnelId)) throw new Error('invalid tunnel id');
+  const rewrite = `T=$(mktemp "$HOME/.ssh/.authorized_keys.XXXXXX")
+trap 'rm -f "$T"' EXIT
+if [ -f "$AK" ]; then awk -v t="$TAG" '$NF != t' "$AK" > "$T"; fi
+${line === undefined ? '' : `printf '%s\\n' "$LINE" >> "$T"\n`}chmod 0600 "$T"
+mv -f "$T" "$AK"
+trap - EXIT
+`;
   return `set -eu
-LINE=${shellQuote(line)}
 TAG=${shellQuote(FORWARD_KEY_TAG_PREFIX + tunnelId)}
-fail() { echo "forward-key: $1" >&2; exit 20; }
+${line === undefined ? '' : `LINE=${shellQuote(line)}\n`}fail() { echo "forward-key: $1" >&2; exit 20; }
 [ -n "\${HOME:-}" ] && [ -d "$HOME" ] || fail 'the login has no home directory'
 umask 077
 [ ! -L "$HOME/.ssh" ] || fail "$HOME/.ssh is a symlink"
-mkdir -p "$HOME/.ssh"
 AK="$HOME/.ssh/authorized_keys"
 [ ! -L "$AK" ] || fail "$AK is a symlink"
-T=$(mktemp "$HOME/.ssh/.authorized_keys.XXXXXX")
-trap 'rm -f "$T"' EXIT
-if [ -f "$AK" ]; then awk -v t="$TAG" '$NF != t' "$AK" > "$T"; fi
-printf '%s\\n' "$LINE" >> "$T"
-chmod 0600 "$T"
-mv -f "$T" "$AK"
-trap - EXIT
-echo forward-key-ok
+N=0
+if [ -f "$AK" ]; then N=$(awk -v t="$TAG" '$NF == t { n++ } END { print n + 0 }' "$AK"); fi
+${line === undefined ? `if [ "$N" -gt 0 ]; then\n${rewrite}fi\n` : `mkdir -p "$HOME/.ssh"\n${rewrite}`}echo "forward-key-ok removed=$N"
 `;
 }
 
-function forwardKeyFailed(e: Endpoint, reason: string, nonRetryable: boolean): ApplicationFailure {
+/** Installs `line` as this tunnel's only line (see `authorizedKeysScript`). */
+export function forwardKeyScript(line: string, tunnelId: string): string {
+  return authorizedKeysScript(tunnelId, line);
+}
+
+/** Removes this tunnel's line, if there is one (see `authorizedKeysScript`). */
+export function revokeForwardKeyScript(tunnelId: string): string {
+  return authorizedKeysScript(tunnelId);
+}
+
+/** How many lines of the tunnel the script took out, or undefined when it did not finish. */
+export function parseForwardKeyOutput(stdout: string): number | undefined {
+  const m = /^forward-key-ok removed=(\d+)$/m.exec(stdout);
+  return m ? Number(m[1]) : undefined;
+}
+
+function forwardKeyFailed(e: Endpoint, reason: string, nonRetryable: boolean, action = 'authorizing'): ApplicationFailure {
   return ApplicationFailure.create({
     type: FailureType.TunnelFailed,
-    message: `authorizing the forward key on ${e.hop === 'via' ? 'jump host ' : ''}${e.address}:${e.port} failed: ${reason}`,
+    message: `${action} the forward key on ${e.hop === 'via' ? 'jump host ' : ''}${e.address}:${e.port} failed: ${reason}`,
     nonRetryable,
     details: [{ address: e.address, port: e.port, hop: e.hop ?? 'target' }],
   });
@@ -126,5 +154,38 @@ export function authorizeForwardKey(deps: ActivityDeps) {
     }
     deps.log.info('forward key authorized', { tunnelId: input.tunnelId, address: target.address, username, permitListen });
     return { username, publicKey, privateKey, permitListen };
+  };
+}
+
+/**
+ * Takes this tunnel's forward-only key out of the login's authorized_keys (a proxy's or bastion's login, with its
+ * own credential), leaving every other line. Idempotent: no line, or no file, is `{ removed: false }`.
+ */
+export function revokeForwardKey(deps: ActivityDeps) {
+  return async function revokeForwardKey(input: RevokeForwardKeyInput): Promise<ForwardKeyRevokeResult> {
+    const hop = input.hop ?? 'target';
+    const { target } = input;
+    if (!TAG_ID.test(input.tunnelId ?? '')) throw invalidInput('invalid tunnel id');
+    if (!target?.hostKeySha256) throw invalidInput(`no pinned host key for ${target?.address}: offboarding never trusts a key on first use`);
+    const e: Endpoint = { address: target.address, port: target.port, hop };
+    let removed: number | undefined;
+    try {
+      const session = await dialSsh(target, { keyring: deps.keyring, log: deps.log });
+      try {
+        const res = await session.exec('sh -s', { stdin: revokeForwardKeyScript(input.tunnelId), timeoutMs: 30_000 });
+        removed = res.code === 0 ? parseForwardKeyOutput(res.stdout) : undefined;
+        if (removed === undefined) {
+          throw forwardKeyFailed(e, `the script failed (exit ${res.code}): ${tail(res.stderr)}`, res.code === 20, 'revoking');
+        }
+      } finally {
+        await session.close();
+      }
+    } catch (err) {
+      throw onHop(err, hop);
+    }
+    deps.log.info(removed > 0 ? 'forward key revoked' : 'forward key was not there', {
+      tunnelId: input.tunnelId, address: target.address, username: target.credential.username,
+    });
+    return { removed: removed > 0 };
   };
 }

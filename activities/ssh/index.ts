@@ -1,11 +1,14 @@
 import type { ActivityDeps } from '../deps';
 import { createCloudroot } from './cloudroot';
-import { authorizeForwardKey } from './forward-key';
+import { authorizeForwardKey, revokeForwardKey } from './forward-key';
 import { probeHost } from './probe';
+import { removeCloudroot } from './remove-cloudroot';
 
 export { dialSsh, openJumpListener, scanHostKey, fingerprintSha256, normalizeFingerprint } from './dialer';
 export type { SshSession, DialOptions, ExecResult, JumpListener } from './dialer';
 export { shellQuote } from './shell';
+export type { AuthorizeForwardKeyInput, RevokeForwardKeyInput } from './forward-key';
+export type { RemoveCloudrootInput } from './remove-cloudroot';
 
 /** The SSH activities, registered by name on the worker. */
 export function createSshActivities(deps: ActivityDeps) {
@@ -13,5 +16,7 @@ export function createSshActivities(deps: ActivityDeps) {
     probeHost: probeHost(deps),
     createCloudroot: createCloudroot(deps),
     authorizeForwardKey: authorizeForwardKey(deps),
+    revokeForwardKey: revokeForwardKey(deps),
+    removeCloudroot: removeCloudroot(deps),
   };
 }
