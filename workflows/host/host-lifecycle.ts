@@ -29,12 +29,7 @@ import {
 } from './messages';
 import { HostState, type DegradedReason, type HostPhase } from './state';
 
-// TODO(merge): removeCloudroot / revokeForwardKey come with the offboarding activities.
-type OffboardSteps = {
-  removeCloudroot(i: { hostId: string; target: SshTarget }): Promise<unknown>;
-  revokeForwardKey(i: { tunnelId: string; target: SshTarget; hop?: 'target' | 'via' }): Promise<unknown>;
-};
-type Activities = ReturnType<typeof createActivities> & OffboardSteps;
+type Activities = ReturnType<typeof createActivities>;
 
 /** Tunable in tests; the defaults are what an operator gets. */
 export interface HostLifecycleOptions {
@@ -298,13 +293,19 @@ export async function hostLifecycle(input: OnboardHostInput, options: HostLifecy
     };
     const svc = service;
     const tunnelId = svc?.tunnel?.tunnelId ?? status.onboarding?.tunnelId;
-    if (tunnelId) await step('tunnel', () => offboard.releaseTunnel({ tunnelId, hostId: input.hostId }));
+    let tunnelStopped = false;
+    if (tunnelId) {
+      await step('tunnel', async () => {
+        tunnelStopped = (await offboard.releaseTunnel({ tunnelId, hostId: input.hostId })).stopping;
+      });
+    }
     if (!svc) {
       if (status.onboarding?.cloudrootUser) notCleaned.push('cloudroot: the service user exists but its key is unknown here');
       return notCleaned;
     }
     await step('agent', () => offboard.uninstallAgent({ hostId: input.hostId, target: svc.target, agent: input.agent }));
-    if (svc.tunnel && input.dataPath.kind === 'proxy') {
+    // A proxy's forward key goes with its keeper: other hosts behind the same proxy may still use both.
+    if (svc.tunnel && input.dataPath.kind === 'proxy' && tunnelStopped) {
       const proxy = proxyLogin(input, svc.target);
       const t = svc.tunnel;
       await step('forward key on the proxy', () => offboard.revokeForwardKey({ tunnelId: t.tunnelId, target: proxy, hop: 'via' }));
