@@ -124,7 +124,14 @@ suite('host lifecycle end to end (sweep, repair, offboard)', () => {
     const id = 'life-tunnel';
     await onboard({ hostId: id, ...login(host), dataPath: 'tunnel' });
     // The sweep has seen it fresh (the host entity records what the sweep told it).
-    await until(id, (h) => typeof h.lastPointAtMs === 'number', 60_000);
+    await until(id, (h) => typeof h.lastPointAtMs === 'number', 60_000).catch(async (e) => {
+      for await (const wf of client.workflow.list({ query: `WorkflowType='freshnessSweep'` })) {
+        const h = client.workflow.getHandle(wf.workflowId, wf.runId);
+        console.log('sweep run', wf.workflowId, wf.status.name, JSON.stringify(await h.result().catch((x) => String(x?.cause?.message ?? x))));
+      }
+      console.log('host status', JSON.stringify((await api('GET', `/v1/hosts/${id}`)).body).slice(0, 600));
+      throw e;
+    });
 
     // Kill the agent and its supervisor: nothing on the host brings it back.
     await fleet.exec(host, 'pkill -KILL -f "[t]elegraf-supervisor"; pkill -KILL -x telegraf; true');

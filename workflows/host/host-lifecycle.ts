@@ -119,6 +119,7 @@ export async function hostLifecycle(input: OnboardHostInput, options: HostLifecy
     freshnessSeen++;
     status.lastPointAtMs = report.lastPointAtMs;
     upsertSearchAttributes([{ key: HostFreshnessKey, value: report.fresh ? 'fresh' : 'stale' }]);
+    publish(); // signals come only on a change: one memo update per change
   });
   setHandler(
     offboardHostUpdate,
