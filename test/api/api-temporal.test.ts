@@ -112,7 +112,11 @@ describe('API against Temporal', () => {
     expect(JSON.stringify(input)).not.toContain(PASSWORD);
     expect(input).toMatchObject({ hostId, target: { address: '10.213.7.9', port: 22 }, dataPath: { kind: 'tunnel' }, labels: { env: 'test' } });
 
-    const waiting = await http().get(`/v1/hosts/${hostId}`).set(viewer);
+    // The host entity starts its onboarding a moment after the POST: until then visibility says `onboarding`.
+    const waiting = await eventually(async () => {
+      const res = await http().get(`/v1/hosts/${hostId}`).set(viewer);
+      return res.body.phase === 'needs-credentials' ? res : undefined;
+    });
     expect(waiting.status).toBe(200);
     expect(waiting.body).toMatchObject({
       id: hostId,

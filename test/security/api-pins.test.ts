@@ -42,6 +42,11 @@ describe('finding 8: pins carry over into a host\'s later runs', () => {
         createCloudroot: async () => ({ username: 'cloudroot', publicKey: 'ssh-ed25519 AAAA', privateKey: sealSecret(keyring, 'k') }),
         installAgent: async () => ({ ok: 1, changed: 0, failed: 0, unreachable: 0, telegrafVersion: '1.39.3', agentStartedAtMs: 1, outputUrl: 'x' }),
         verifyMetrics: async () => ({ pointsSeen: 1, lastPointAtMs: 2 }),
+        // Offboarding between the runs: a host entity watches until it is offboarded.
+        releaseTunnel: async () => ({ remaining: 0, stopping: true }),
+        uninstallAgent: async () => ({ ok: 1, changed: 1, alreadyGone: false, notes: [] }),
+        removeCloudroot: async () => ({ removed: true, alreadyGone: false, verified: 'login-refused', notes: [] }),
+        revokeForwardKey: async () => ({ removed: true }),
       },
     });
     running = worker.run();
@@ -53,6 +58,11 @@ describe('finding 8: pins carry over into a host\'s later runs', () => {
     await connection?.close();
     await t?.close();
   });
+
+  async function offboard(id: string): Promise<void> {
+    expect((await http().delete(`/v1/hosts/${id}`).set(bearer(OPERATOR_TOKEN))).status).toBe(202);
+    await eventually(async () => (await http().get(`/v1/hosts/${id}`).set(bearer(OPERATOR_TOKEN))).body.phase === 'offboarded');
+  }
 
   async function onboardToHealthy(body: Record<string, unknown>): Promise<any> {
     const res = await http().post('/v1/hosts').set(bearer(OPERATOR_TOKEN)).send(body);
@@ -72,11 +82,14 @@ describe('finding 8: pins carry over into a host\'s later runs', () => {
     const first = await onboardToHealthy(body);
     expect(first.hostKeySha256).toBe(KEY_HOST);
     expect(first.bastionHostKeySha256).toBe(KEY_BASTION);
+    // Offboarded and posted again: a new run of the host entity, held to the keys the first one pinned.
+    await offboard(hostId);
     await onboardToHealthy(body);
     expect(probes).toEqual([{ target: undefined, via: undefined }, { target: KEY_HOST, via: KEY_BASTION }]);
 
     // A key the operator names still decides.
     const named = 'SHA256:' + 'R'.repeat(43);
+    await offboard(hostId);
     await onboardToHealthy({ ...body, expectedHostKeySha256: named });
     expect(probes.at(-1)).toEqual({ target: named, via: KEY_BASTION });
   });

@@ -1,3 +1,4 @@
+import { WorkflowNotFoundError } from '@temporalio/client';
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
@@ -191,7 +192,13 @@ describe('(a) the API refuses template syntax in every field that can reach a ho
       starts.push(opts.args[0]);
       return { firstExecutionRunId: 'run-1' };
     }) as never);
-    jest.spyOn(t.client.workflow, 'getHandle').mockImplementation((() => ({ executeUpdate: async () => ({ accepted: true }) })) as never);
+    // No host has run before: describe finds nothing (the API then carries no pins over).
+    jest.spyOn(t.client.workflow, 'getHandle').mockImplementation(((workflowId: string) => ({
+      executeUpdate: async () => ({ accepted: true }),
+      describe: async () => {
+        throw new WorkflowNotFoundError('workflow not found', workflowId, undefined);
+      },
+    })) as never);
   });
   afterAll(() => t?.close());
 

@@ -164,10 +164,11 @@ export class HostsService {
     }
     // While it onboards, the onboarding child has the live details (steps, facts, what it waits on).
     if (desc.status.name === 'RUNNING' && ONBOARDING_STAGE.has(status.phase) && status.onboarding?.phase !== 'healthy') {
-      const onboarding = await this.loadOnboarding(id).catch(() => undefined);
+      // Only this run's own child: a closed onboarding of an earlier run of the host says nothing about this one.
+      const onboarding = (await this.isChildOf(id, desc.runId)) ? await this.loadOnboarding(id).catch(() => undefined) : undefined;
       if (onboarding) return { ...onboarding, ...workflowRef(desc), ...hostFields(status), phase: onboarding.phase ?? status.phase };
-      if (host.fromVisibility) {
-        return { id, ...workflowRef(desc), source: 'visibility', phase: status.phase, address: status.address, steps: [], ...hostFields(status), activities: [] };
+      if (!onboarding) {
+        return { id, ...workflowRef(desc), source: host.fromVisibility ? 'visibility' : 'memo', phase: status.phase, address: status.address, steps: [], ...hostFields(status), activities: [] };
       }
     }
     const { steps, phase: _onboardingPhase, address, hostId: _hostId, ...rest }: Partial<OnboardingStatus> = status.onboarding ?? {};
@@ -187,6 +188,15 @@ export class HostsService {
       ...(tunnel ? { tunnel } : {}),
       activities,
     };
+  }
+
+  private async isChildOf(id: string, hostRunId: string): Promise<boolean> {
+    try {
+      const child = await this.temporal.call(() => this.temporal.client.workflow.getHandle(workflowIds.onboarding(id)).describe());
+      return child.raw.workflowExecutionInfo?.parentExecution?.runId === hostRunId;
+    } catch {
+      return false;
+    }
   }
 
   /** The host entity's description and memo, or undefined when the host has none (onboarded by an older version). */
