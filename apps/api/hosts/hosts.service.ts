@@ -164,11 +164,12 @@ export class HostsService {
     }
     // While it onboards, the onboarding child has the live details (steps, facts, what it waits on).
     if (desc.status.name === 'RUNNING' && ONBOARDING_STAGE.has(status.phase) && status.onboarding?.phase !== 'healthy') {
-      // Only this run's own child: a closed onboarding of an earlier run of the host says nothing about this one.
-      const onboarding = (await this.isChildOf(id, desc.runId)) ? await this.loadOnboarding(id).catch(() => undefined) : undefined;
+      // Only this run's own child while it runs: a closed onboarding of an earlier run says nothing about this one,
+      // and once this run's child has closed the host's own memo (with the child's result) is the truth.
+      const onboarding = (await this.runningChildOf(id, desc.runId)) ? await this.loadOnboarding(id).catch(() => undefined) : undefined;
       if (onboarding) return { ...onboarding, ...workflowRef(desc), ...hostFields(status), phase: onboarding.phase ?? status.phase };
-      if (!onboarding) {
-        return { id, ...workflowRef(desc), source: host.fromVisibility ? 'visibility' : 'memo', phase: status.phase, address: status.address, steps: [], ...hostFields(status), activities: [] };
+      if (!onboarding && host.fromVisibility) {
+        return { id, ...workflowRef(desc), source: 'visibility', phase: status.phase, address: status.address, steps: [], ...hostFields(status), activities: [] };
       }
     }
     const { steps, phase: _onboardingPhase, address, hostId: _hostId, ...rest }: Partial<OnboardingStatus> = status.onboarding ?? {};
@@ -190,10 +191,10 @@ export class HostsService {
     };
   }
 
-  private async isChildOf(id: string, hostRunId: string): Promise<boolean> {
+  private async runningChildOf(id: string, hostRunId: string): Promise<boolean> {
     try {
       const child = await this.temporal.call(() => this.temporal.client.workflow.getHandle(workflowIds.onboarding(id)).describe());
-      return child.raw.workflowExecutionInfo?.parentExecution?.runId === hostRunId;
+      return child.status.name === 'RUNNING' && child.raw.workflowExecutionInfo?.parentExecution?.runId === hostRunId;
     } catch {
       return false;
     }
