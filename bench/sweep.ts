@@ -20,6 +20,7 @@
  * Only loopback: its own Temporal dev server and InfluxDB 1.8 (bench/lib/stack.ts). No fleet, no root needed.
  */
 import type { Client } from '@temporalio/client';
+import { temporal } from '@temporalio/proto';
 import { bundleWorkflowCode, DefaultLogger, NativeConnection, Runtime, Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { FRESHNESS_SERIES, lastPointTimes, sweepFreshness, type SweepFreshnessResult } from '../activities/metrics/freshness';
 import { fluxString, queryApi } from '../activities/metrics/influx-query';
@@ -248,9 +249,11 @@ async function sweepsWithStandIns(
     const r1 = await sweep();
     if (r1.staleHosts !== 0) throw new Error(`first sweep found ${r1.staleHosts} stale hosts`);
     await settled(ids.length);
-    let e1 = await events();
+    const lengths = new Map<string, number>();
+    let e1 = await historyTotal(client, workflowIdList, lengths);
     const first = figures(r1, e1 - e0);
     say('first sweep', first);
+    if (first.events! > 5 * first.signalled) console.log(`    ${await extraEventTypes(client, lengths, 4)}`);
 
     // Steady: everybody keeps writing, nothing changes.
     const steadyRuns: SweepFreshnessResult[] = [];
@@ -414,13 +417,30 @@ async function influxQl(stack: BenchStack, q: string): Promise<void> {
  * Summed history length of the given workflows, from describe (authoritative; visibility's historyLength of a
  * running workflow is not kept current).
  */
-async function historyTotal(client: Client, workflowIdList: readonly string[]): Promise<number> {
+async function historyTotal(client: Client, workflowIdList: readonly string[], perWorkflow?: Map<string, number>): Promise<number> {
   let total = 0;
   await pool(workflowIdList, 32, async (id) => {
     const { historyLength } = await client.workflow.getHandle(id).describe();
     total += historyLength;
+    perWorkflow?.set(id, historyLength);
   });
   return total;
+}
+
+/** Event types beyond the five a report costs (signaled, task scheduled/started/completed, upsert), in a sample. */
+async function extraEventTypes(client: Client, lengths: Map<string, number>, before: number, sample = 50): Promise<string> {
+  const ids = [...lengths].filter(([, n]) => n > before + 5).map(([id]) => id).slice(0, sample);
+  if (ids.length === 0) return 'none';
+  const tally = new Map<string, number>();
+  for (const id of ids) {
+    const h = await client.workflow.getHandle(id).fetchHistory();
+    for (const e of (h.events ?? []).slice(before)) {
+      const type = e.eventType != null ? (temporal.api.enums.v1.EventType[e.eventType] ?? String(e.eventType)).replace(/^EVENT_TYPE_/, '') : '?';
+      tally.set(type, (tally.get(type) ?? 0) + 1);
+    }
+  }
+  return `${[...lengths.values()].filter((n) => n > before + 5).length} hosts got more than 5; event types in ${ids.length} of them: ` +
+    [...tally].map(([t, n]) => `${t} ${n}`).join(', ');
 }
 
 async function pool<T>(items: readonly T[], concurrency: number, fn: (item: T) => Promise<unknown>): Promise<void> {
