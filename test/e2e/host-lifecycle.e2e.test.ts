@@ -1,17 +1,10 @@
-import type { INestApplication } from '@nestjs/common';
 import type { Client } from '@temporalio/client';
-import { NativeConnection } from '@temporalio/worker';
-import type { AddressInfo } from 'node:net';
-import { createApp } from '../../apps/api/create-app';
-import { bundleWorkflows } from '../../apps/worker/bundle';
 import { ensureFreshnessSchedule } from '../../apps/worker/freshness-schedule';
-import { createWorkers, type WorkerSet } from '../../apps/worker/workers';
 import { summarizeHostPoints } from '../../activities/metrics/influx-query';
-import type { ApiConfig, WorkerConfig } from '../../lib/config';
-import { Keyring } from '../../lib/keyring';
-import { createLogger } from '../../lib/logging';
-import { createFleet, fleetUnsupportedReason, type Fleet, type FleetHost } from '../fleet';
-import { eventually, testClient, testStack, uniqueName } from '../support/stack';
+import type { WorkerConfig } from '../../lib/config';
+import { fleetUnsupportedReason, type Fleet, type FleetHost } from '../fleet';
+import { useE2eStack } from '../support/e2e-stack';
+import { eventually, uniqueName } from '../support/stack';
 
 // The host stays monitored, on real components: the fleet-wide freshness sweep (a real Schedule every 5 s) notices a
 // host whose agent died, the host entity degrades it with a name and repairs it by itself; offboarding leaves
@@ -19,68 +12,26 @@ import { eventually, testClient, testStack, uniqueName } from '../support/stack'
 const unsupported = fleetUnsupportedReason();
 const suite = unsupported ? describe.skip : describe;
 
-const OPERATOR = 'lifecycle-operator-token-0123456789';
 const SWEEP_MS = 5_000;
 // Telegraf flushes every 10 s: a host is stale after two missed flushes and a bit.
 const STALE_AFTER_MS = 25_000;
 jest.setTimeout(600_000);
 
 suite('host lifecycle end to end (sweep, repair, offboard)', () => {
-  const keyring = Keyring.forTests('lifecycle-e2e');
+  const scheduleId = uniqueName('sweep');
+  // Declared before the stack, so it runs while the stack's client is still connected.
+  afterAll(async () => {
+    await e2e.client?.schedule.getHandle(scheduleId).delete().catch(() => undefined);
+  });
+  const e2e = useE2eStack({ name: 'lifecycle-e2e' });
+  const { api, login } = e2e;
   let fleet: Fleet;
   let client: Client;
-  let connection: NativeConnection;
-  let workers: WorkerSet;
-  let running: Promise<void>;
-  let app: INestApplication;
-  let base: string;
   let config: WorkerConfig;
-  const scheduleId = uniqueName('sweep');
-
   beforeAll(async () => {
-    const stack = testStack();
-    config = {
-      temporal: { address: stack.temporalAddress, namespace: 'default', onboardingTaskQueue: uniqueName('life-onb'), tunnelTaskQueue: uniqueName('life-tun'), tls: false },
-      influx: stack.influx,
-      keyring,
-      api: { host: '127.0.0.1', port: 0, tokens: new Map([[OPERATOR, 'operator']]), uiOrigin: 'http://127.0.0.1:8233' },
-      telegrafArtifact: stack.telegrafPath,
-    };
-    [fleet, client, connection] = await Promise.all([createFleet(), testClient(keyring), NativeConnection.connect({ address: stack.temporalAddress })]);
-    workers = await createWorkers({ config, connection, bundle: await bundleWorkflows(), log: createLogger('lifecycle-worker') });
-    running = workers.run();
-    const { keyring: _workerOnly, ...common } = config;
-    const apiConfig: ApiConfig = { ...common, keys: keyring.apiKeys() };
-    app = await createApp({ config: apiConfig, client, logger: false });
-    await app.listen(0, '127.0.0.1');
-    base = `http://127.0.0.1:${(app.getHttpServer().address() as AddressInfo).port}`;
+    ({ fleet, client, config } = e2e);
     await ensureFreshnessSchedule(client, { taskQueue: config.temporal.onboardingTaskQueue, everyMs: SWEEP_MS, staleAfterMs: STALE_AFTER_MS, scheduleId });
   });
-
-  afterAll(async () => {
-    await client?.schedule.getHandle(scheduleId).delete().catch(() => undefined);
-    await app?.close();
-    workers?.shutdown();
-    await running;
-    await connection?.close();
-    const queues = `(TaskQueue='${config.temporal.tunnelTaskQueue}' OR TaskQueue='${config.temporal.onboardingTaskQueue}')`;
-    for await (const wf of client.workflow.list({ query: `${queues} AND ExecutionStatus='Running'` })) {
-      await client.workflow.getHandle(wf.workflowId).terminate('test over').catch(() => undefined);
-    }
-    await client?.connection.close();
-    await fleet?.destroy();
-  });
-
-  async function api(method: string, path: string, body?: unknown): Promise<{ status: number; body: any }> {
-    const res = await fetch(base + path, {
-      method,
-      headers: { authorization: `Bearer ${OPERATOR}`, 'content-type': 'application/json' },
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
-    return { status: res.status, body: await res.json().catch(() => null) };
-  }
-
-  const login = (h: FleetHost) => ({ address: h.address, port: h.sshPort, username: h.bootstrapUser, password: h.bootstrapPassword });
 
   async function until(id: string, what: (h: any) => boolean, timeoutMs = 240_000): Promise<any> {
     return eventually(async () => {

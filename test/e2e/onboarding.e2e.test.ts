@@ -1,15 +1,8 @@
-import type { INestApplication } from '@nestjs/common';
-import { NativeConnection } from '@temporalio/worker';
 import type { Client } from '@temporalio/client';
-import type { AddressInfo } from 'node:net';
-import { createApp } from '../../apps/api/create-app';
-import { createWorkers, type WorkerSet } from '../../apps/worker/workers';
-import { bundleWorkflows } from '../../apps/worker/bundle';
-import { Keyring } from '../../lib/keyring';
-import type { ApiConfig, WorkerConfig } from '../../lib/config';
-import { createLogger } from '../../lib/logging';
-import { createFleet, fleetUnsupportedReason, type Fleet, type FleetHost } from '../fleet';
-import { eventually, testClient, testStack, uniqueName } from '../support/stack';
+import type { WorkerConfig } from '../../lib/config';
+import { fleetUnsupportedReason, type Fleet, type FleetHost } from '../fleet';
+import { eventually } from '../support/stack';
+import { useE2eStack } from '../support/e2e-stack';
 import { summarizeHostPoints } from '../../activities/metrics/influx-query';
 import { findSecretsInHistory } from '../support/history-secrets';
 
@@ -19,80 +12,31 @@ const unsupported = fleetUnsupportedReason();
 const suite = unsupported ? describe.skip : describe;
 if (unsupported) console.warn(`e2e skipped: ${unsupported}`);
 
-const OPERATOR = 'e2e-operator-token-0123456789';
 const PASSWORD = `Pa'ss "w$(id)\`x\`; ü ✓`;
 
 suite('onboarding end to end (fleet + API + worker)', () => {
-  const keyring = Keyring.forTests('e2e');
-  let fleet: Fleet;
-  let client: Client;
-  let connection: NativeConnection;
-  let workers: WorkerSet;
-  let running: Promise<void>;
-  let app: INestApplication;
-  let base: string;
-  let config: WorkerConfig;
   /** Hosts whose host key the worker swaps right after cloudroot (between bootstrap and install). */
   const swapKeyAfterCloudroot = new Map<string, FleetHost>();
   const workflowIds: string[] = [];
-
-  beforeAll(async () => {
-    const stack = testStack();
-    config = {
-      temporal: { address: stack.temporalAddress, namespace: 'default', onboardingTaskQueue: uniqueName('e2e-onb'), tunnelTaskQueue: uniqueName('e2e-tun'), tls: false },
-      influx: stack.influx,
-      keyring,
-      api: { host: '127.0.0.1', port: 0, tokens: new Map([[OPERATOR, 'operator']]), uiOrigin: 'http://127.0.0.1:8233' },
-      telegrafArtifact: stack.telegrafPath,
-    };
-    [fleet, client, connection] = await Promise.all([createFleet(), testClient(keyring), NativeConnection.connect({ address: stack.temporalAddress })]);
-    workers = await createWorkers({
-      config,
-      connection,
-      bundle: await bundleWorkflows(),
-      log: createLogger('e2e-worker'),
-      wrapActivities: (real) => ({
-        ...real,
-        createCloudroot: async (input: Parameters<typeof real.createCloudroot>[0]) => {
-          const result = await real.createCloudroot(input);
-          const host = swapKeyAfterCloudroot.get(input.hostId);
-          if (host) await fleet.regenerateHostKeys(host);
-          return result;
-        },
-      }),
-    });
-    running = workers.run();
-    // The API gets only what production gives it: codec keys and sealing public keys.
-    const { keyring: _workerOnly, ...common } = config;
-    const apiConfig: ApiConfig = { ...common, keys: keyring.apiKeys() };
-    app = await createApp({ config: apiConfig, client, logger: false });
-    await app.listen(0, '127.0.0.1');
-    base = `http://127.0.0.1:${(app.getHttpServer().address() as AddressInfo).port}`;
+  const e2e = useE2eStack({
+    name: 'e2e',
+    wrapActivities: (stack) => (real) => ({
+      ...real,
+      createCloudroot: async (input: Parameters<typeof real.createCloudroot>[0]) => {
+        const result = await real.createCloudroot(input);
+        const host = swapKeyAfterCloudroot.get(input.hostId);
+        if (host) await stack.fleet.regenerateHostKeys(host);
+        return result;
+      },
+    }),
   });
-
-  afterAll(async () => {
-    await app?.close();
-    workers?.shutdown();
-    await running;
-    await connection?.close();
-    // Tunnel keepers outlive onboarding by design; end them so their forwards close before the fleet goes.
-    // Host entities watch until offboarded: end them too.
-    const queues = `(TaskQueue='${config.temporal.tunnelTaskQueue}' OR TaskQueue='${config.temporal.onboardingTaskQueue}')`;
-    for await (const wf of client.workflow.list({ query: `${queues} AND ExecutionStatus='Running'` })) {
-      await client.workflow.getHandle(wf.workflowId).terminate('test over').catch(() => undefined);
-    }
-    await client?.connection.close();
-    await fleet?.destroy();
+  const { api, keyring } = e2e;
+  let fleet: Fleet;
+  let client: Client;
+  let config: WorkerConfig;
+  beforeAll(() => {
+    ({ fleet, client, config } = e2e);
   });
-
-  async function api(method: string, path: string, body?: unknown): Promise<{ status: number; body: any }> {
-    const res = await fetch(base + path, {
-      method,
-      headers: { authorization: `Bearer ${OPERATOR}`, 'content-type': 'application/json' },
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
-    return { status: res.status, body: await res.json().catch(() => null) };
-  }
 
   const login = (h: FleetHost, password = h.bootstrapPassword) => ({ address: h.address, port: h.sshPort, username: h.bootstrapUser, password });
 

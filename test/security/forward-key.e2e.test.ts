@@ -1,21 +1,15 @@
-import type { INestApplication } from '@nestjs/common';
 import type { Client, WorkflowHandle } from '@temporalio/client';
 import { decodeArrayFromPayloads, decodeFromPayloadsAtIndex } from '@temporalio/common/lib/internal-non-workflow';
-import { NativeConnection } from '@temporalio/worker';
-import type { AddressInfo } from 'node:net';
 import { utils } from 'ssh2';
-import { createApp } from '../../apps/api/create-app';
-import { bundleWorkflows } from '../../apps/worker/bundle';
-import { createWorkers, type WorkerSet } from '../../apps/worker/workers';
 import { dialSsh } from '../../activities/ssh/dialer';
 import { tunnelStatus } from '../../activities/tunnel/describe';
-import type { ApiConfig, WorkerConfig } from '../../lib/config';
-import { Keyring } from '../../lib/keyring';
+import type { WorkerConfig } from '../../lib/config';
 import { createLogger } from '../../lib/logging';
 import { unsealSecret } from '../../lib/sealed-secret';
 import { workflowIds, type OnboardHostInput, type TunnelSpec } from '../../workflows/contracts';
-import { createFleet, fleetUnsupportedReason, type Fleet, type FleetHost } from '../fleet';
-import { eventually, testClient, testStack, uniqueName } from '../support/stack';
+import { fleetUnsupportedReason, type Fleet, type FleetHost } from '../fleet';
+import { useE2eStack } from '../support/e2e-stack';
+import { eventually } from '../support/stack';
 
 // Findings 2, 3 and 4 on real hosts: the keeper holds a key that can only hold its one forward (checked by using
 // that very key against the real sshd), re-onboarding hands the keeper the new key before a reconnect needs it,
@@ -23,64 +17,18 @@ import { eventually, testClient, testStack, uniqueName } from '../support/stack'
 const unsupported = fleetUnsupportedReason();
 const suite = unsupported ? describe.skip : describe;
 
-const OPERATOR = 'security-operator-token-0123456789';
 jest.setTimeout(360_000);
 
 suite('tunnel keys and binds on real hosts', () => {
-  const keyring = Keyring.forTests('security-e2e');
   const log = createLogger('security-e2e');
+  const e2e = useE2eStack({ name: 'security-e2e' });
+  const { api, login, keyring } = e2e;
   let fleet: Fleet;
   let client: Client;
-  let connection: NativeConnection;
-  let workers: WorkerSet;
-  let running: Promise<void>;
-  let app: INestApplication;
-  let base: string;
   let config: WorkerConfig;
-
-  beforeAll(async () => {
-    const stack = testStack();
-    config = {
-      temporal: { address: stack.temporalAddress, namespace: 'default', onboardingTaskQueue: uniqueName('sec-onb'), tunnelTaskQueue: uniqueName('sec-tun'), tls: false },
-      influx: stack.influx,
-      keyring,
-      api: { host: '127.0.0.1', port: 0, tokens: new Map([[OPERATOR, 'operator']]), uiOrigin: 'http://127.0.0.1:8233' },
-      telegrafArtifact: stack.telegrafPath,
-    };
-    [fleet, client, connection] = await Promise.all([createFleet(), testClient(keyring), NativeConnection.connect({ address: stack.temporalAddress })]);
-    workers = await createWorkers({ config, connection, bundle: await bundleWorkflows(), log: createLogger('security-worker') });
-    running = workers.run();
-    // The API gets only what production gives it: codec keys and sealing public keys.
-    const { keyring: _workerOnly, ...common } = config;
-    const apiConfig: ApiConfig = { ...common, keys: keyring.apiKeys() };
-    app = await createApp({ config: apiConfig, client, logger: false });
-    await app.listen(0, '127.0.0.1');
-    base = `http://127.0.0.1:${(app.getHttpServer().address() as AddressInfo).port}`;
+  beforeAll(() => {
+    ({ fleet, client, config } = e2e);
   });
-
-  afterAll(async () => {
-    await app?.close();
-    workers?.shutdown();
-    await running;
-    await connection?.close();
-    const queues = `(TaskQueue='${config.temporal.tunnelTaskQueue}' OR TaskQueue='${config.temporal.onboardingTaskQueue}')`;
-    for await (const wf of client.workflow.list({ query: `${queues} AND ExecutionStatus='Running'` })) {
-      await client.workflow.getHandle(wf.workflowId).terminate('test over').catch(() => undefined);
-    }
-    await client?.connection.close();
-    await fleet?.destroy();
-  });
-
-  async function api(method: string, path: string, body?: unknown): Promise<{ status: number; body: any }> {
-    const res = await fetch(base + path, {
-      method,
-      headers: { authorization: `Bearer ${OPERATOR}`, 'content-type': 'application/json' },
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
-    return { status: res.status, body: await res.json().catch(() => null) };
-  }
-
-  const login = (h: FleetHost) => ({ address: h.address, port: h.sshPort, username: h.bootstrapUser, password: h.bootstrapPassword });
 
   async function onboardToHealthy(body: Record<string, unknown>): Promise<any> {
     const r = await api('POST', '/v1/hosts', body);
