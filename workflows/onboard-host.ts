@@ -371,7 +371,7 @@ export async function onboardHost(input: OnboardHostInput): Promise<OnboardingRe
 }
 
 /** The proxy's login: the bastion of the control path when the proxy is that bastion (with its current pin and credential). */
-function proxyLogin(input: OnboardHostInput, hostTarget: SshTarget): SshTarget {
+export function proxyLogin(input: OnboardHostInput, hostTarget: SshTarget): SshTarget {
   const dp = input.dataPath;
   if (dp.kind !== 'proxy') throw new Error('not a proxy data path');
   const via = hostTarget.via;

@@ -13,9 +13,9 @@ import {
   allHandlersFinished,
 } from '@temporalio/workflow';
 import type { createActivities } from '../../activities';
-import { FailureType, STATUS_MEMO_KEY, workflowIds, type OnboardHostInput, type SshTarget } from '../contracts';
+import { FailureType, STATUS_MEMO_KEY, workflowIds, type OnboardHostInput } from '../contracts';
 import { FINGERPRINT_PATTERN } from '../input-rules';
-import { onboardHost } from '../onboard-host';
+import { onboardHost, proxyLogin } from '../onboard-host';
 import { HostAddressKey, HostFreshnessKey, HostIdKey, OnboardingPhaseKey } from '../search-attributes';
 import {
   approveRepairHostKeyUpdate,
@@ -321,10 +321,4 @@ function stripService<T extends { service?: unknown }>(r: T): Omit<T, 'service'>
   return rest;
 }
 
-function proxyLogin(input: OnboardHostInput, hostTarget: SshTarget): SshTarget {
-  const dp = input.dataPath;
-  if (dp.kind !== 'proxy') return hostTarget;
-  const via = hostTarget.via;
-  return via && via.address === dp.proxy.address && via.port === dp.proxy.port ? { ...via, via: undefined } : dp.proxy;
-}
 
