@@ -1,11 +1,11 @@
 import { createServer, type Socket } from 'node:net';
 import { MockActivityEnvironment } from '@temporalio/testing';
-import { utils } from 'ssh2';
 import { Keyring } from '../../lib/keyring';
 import { createLogger } from '../../lib/logging';
 import { sealSecret } from '../../lib/sealed-secret';
 import { installAgent } from './install-agent';
 import { whileHeartbeating } from './run-playbook';
+import { generateEd25519 } from '../ssh/keys';
 
 // installAgent has a 20 s heartbeat timeout; before ansible-playbook heartbeats on its own, the activity scans the
 // host key (or opens a jump listener), which takes as long as a slow host makes it. It must heartbeat throughout.
@@ -38,7 +38,7 @@ describe('installAgent heartbeats before ansible-playbook runs', () => {
     const silent = createServer((s) => sockets.push(s));
     await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r));
     const port = (silent.address() as { port: number }).port;
-    const key = utils.generateKeyPairSync('ed25519');
+    const key = generateEd25519();
     const env = new MockActivityEnvironment();
     const steps: string[] = [];
     let scanning!: () => void;

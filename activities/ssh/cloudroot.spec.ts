@@ -1,8 +1,8 @@
 import { execFileSync, spawnSync } from 'node:child_process';
-import { utils } from 'ssh2';
 import { BEGIN_MARKER, cloudrootScript, GATE_TRIPPED, SUDO_GATE, USERNAME_PATTERN } from './cloudroot';
+import { generateEd25519 } from './keys';
 
-const publicKey = utils.generateKeyPairSync('ed25519', { comment: 'agent-onboarding:h1' }).public;
+const publicKey = generateEd25519({ comment: 'agent-onboarding:h1' }).public;
 
 describe('cloudrootScript', () => {
   it('is valid bash carrying the user and key as quoted data', () => {

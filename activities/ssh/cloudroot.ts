@@ -1,5 +1,4 @@
 import { ApplicationFailure } from '@temporalio/common';
-import { utils } from 'ssh2';
 import { sealSecret, unsealSecret } from '../../lib/sealed-secret';
 import type { CloudrootResult, SshTarget } from '../../workflows/contracts';
 import { FailureType } from '../../workflows/contracts';
@@ -8,6 +7,7 @@ import { dialSsh, type SshSession } from './dialer';
 import { authFailed, cloudrootFailed, invalidInput, tail, type Endpoint } from './errors';
 import { FORWARD_KEY_TAG_PREFIX } from './forward-key';
 import { shellQuote } from './shell';
+import { generateEd25519 } from './keys';
 
 export const USERNAME_PATTERN = /^[a-z_][a-z0-9_-]{0,31}$/;
 const PUBLIC_KEY_PATTERN = /^ssh-ed25519 [A-Za-z0-9+/]+={0,2}( [A-Za-z0-9_.:@-]+)?$/;
@@ -118,7 +118,7 @@ export function createCloudroot(deps: ActivityDeps) {
     if (!USERNAME_PATTERN.test(username)) throw invalidInput(`invalid service user name "${username.slice(0, 40)}"`);
     const e: Endpoint = { address: target.address, port: target.port };
     const comment = `agent-onboarding:${input.hostId.replace(/[^A-Za-z0-9_.@-]/g, '_').slice(0, 64)}`;
-    const keys = utils.generateKeyPairSync('ed25519', { comment });
+    const keys = generateEd25519({ comment });
     const publicKey = keys.public.trim();
     const sealedKey = sealSecret(deps.keyring, keys.private);
     const script = cloudrootScript(username, publicKey);

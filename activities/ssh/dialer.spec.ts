@@ -9,6 +9,7 @@ import { sealSecret } from '../../lib/sealed-secret';
 import type { SshTarget } from '../../workflows/contracts';
 import { dialSsh, fingerprintSha256, normalizeFingerprint, openJumpListener, scanHostKey } from './dialer';
 import { failureOf } from '../../test/support/failures';
+import { generateEd25519 } from './keys';
 
 // In-process ssh2 servers on loopback: fast checks of pinning, auth mapping and forwarding. The same paths
 // against real OpenSSH hosts are in test/activities/ssh.test.ts.
@@ -23,7 +24,7 @@ interface FakeServer {
 }
 
 function fakeServer(opts: { keyboardOnly?: boolean; allowKey?: string } = {}): Promise<FakeServer> {
-  const hostKey = utils.generateKeyPairSync('ed25519');
+  const hostKey = generateEd25519();
   const parsedHost = utils.parseKey(hostKey.private);
   if (parsedHost instanceof Error) throw parsedHost;
   const hostKeySha256 = fingerprintSha256(parsedHost.getPublicSSH());
@@ -94,7 +95,7 @@ describe('fingerprintSha256', () => {
   it('matches ssh-keygen -lf', () => {
     const dir = mkdtempSync(path.join(os.tmpdir(), 'fp-'));
     try {
-      const { public: pub } = utils.generateKeyPairSync('ed25519');
+      const { public: pub } = generateEd25519();
       writeFileSync(path.join(dir, 'k.pub'), pub + '\n');
       const fromKeygen = execFileSync('ssh-keygen', ['-lf', path.join(dir, 'k.pub')]).toString().split(' ')[1];
       const blob = Buffer.from(pub.split(' ')[1], 'base64');
@@ -196,7 +197,7 @@ describe('credentials', () => {
   });
 
   it('logs in with an encrypted key and its passphrase; a wrong passphrase is AuthFailed', async () => {
-    const k = utils.generateKeyPairSync('ed25519', { passphrase: 'pass phrase', cipher: 'aes256-ctr', rounds: 16 });
+    const k = generateEd25519({ passphrase: 'pass phrase', cipher: 'aes256-ctr', rounds: 16 });
     const srv = await fakeServer({ allowKey: k.public });
     try {
       const cred = { username: 'boot', privateKey: sealSecret(keyring, k.private), passphrase: sealSecret(keyring, 'pass phrase') };

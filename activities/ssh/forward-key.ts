@@ -1,12 +1,12 @@
 import { isIP } from 'node:net';
 import { ApplicationFailure } from '@temporalio/common';
-import { utils } from 'ssh2';
 import { sealSecret } from '../../lib/sealed-secret';
 import { FailureType, type ForwardKeyResult, type ForwardKeyRevokeResult, type SshTarget } from '../../workflows/contracts';
 import type { ActivityDeps } from '../deps';
 import { dialSsh } from './dialer';
 import { invalidInput, onHop, tail, type Endpoint, type Hop } from './errors';
 import { shellQuote } from './shell';
+import { generateEd25519 } from './keys';
 
 /**
  * The tunnel keeper holds its forward for weeks, so it gets a key that can do nothing else: an ed25519 key in the
@@ -123,7 +123,7 @@ export function authorizeForwardKey(deps: ActivityDeps) {
       throw invalidInput((err as Error).message);
     }
     const e: Endpoint = { address: target.address, port: target.port, hop };
-    const keys = utils.generateKeyPairSync('ed25519');
+    const keys = generateEd25519();
     const publicKey = keys.public.trim().split(/\s+/).slice(0, 2).join(' ');
     const line = forwardKeyLine(publicKey, permitListen, input.tunnelId);
     const privateKey = sealSecret(deps.keyring, keys.private);

@@ -4,7 +4,6 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSy
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { utils } from 'ssh2';
 import { createAnsibleActivities } from '../../activities/ansible';
 import { deployDir, runPlaybook } from '../../activities/ansible/run-playbook';
 import type { ActivityDeps } from '../../activities/deps';
@@ -16,6 +15,7 @@ import type { SshTarget } from '../../workflows/contracts';
 import { createFleet, fleetUnsupportedReason, type Fleet, type FleetHost } from '../fleet';
 import { eventually, testStack } from '../support/stack';
 import { failureOf } from '../support/failures';
+import { generateEd25519 } from '../../activities/ssh/keys';
 
 // The real playbook (deploy/ansible) run by the activity against fleet hosts: Debian with sshd as PID 1 and
 // no init system, so the role takes its supervised path. The systemd unit is rendered and checked with
@@ -48,7 +48,7 @@ async function mustExec(fleet: Fleet, host: FleetHost, command: string, input?: 
 
 /** A key-only sudo user, made here (not by the cloudroot activity) so these tests stand alone. */
 async function makeServiceUser(fleet: Fleet, host: FleetHost, via?: SshTarget): Promise<SshTarget> {
-  const keys = utils.generateKeyPairSync('ed25519', { comment: 'ansible-test' });
+  const keys = generateEd25519({ comment: 'ansible-test' });
   await mustExec(
     fleet,
     host,

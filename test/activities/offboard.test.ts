@@ -1,4 +1,3 @@
-import { utils } from 'ssh2';
 import { createAnsibleActivities } from '../../activities/ansible';
 import type { ActivityDeps } from '../../activities/deps';
 import { createSshActivities } from '../../activities/ssh';
@@ -11,6 +10,7 @@ import type { SshCredential, SshTarget } from '../../workflows/contracts';
 import { createFleet, fleetUnsupportedReason, type Fleet, type FleetHost } from '../fleet';
 import { failureOf } from '../support/failures';
 import { eventually, testStack } from '../support/stack';
+import { generateEd25519 } from '../../activities/ssh/keys';
 
 // The offboarding saga's activities on real fleet hosts: a host onboarded by the real activities (probe, cloudroot,
 // forward key, Ansible) is offboarded by uninstallAgent and removeCloudroot, and the host is then searched for
@@ -190,8 +190,8 @@ describeFleet('offboarding activities on fleet hosts', () => {
 
   it("revokes a proxy tunnel's forward key on the bastion, keeping its other authorized_keys lines", async () => {
     const u = bastion.bootstrapUser;
-    const operatorKey = utils.generateKeyPairSync('ed25519', { comment: 'operator@laptop' }).public;
-    const otherTunnel = utils.generateKeyPairSync('ed25519').public.split(' ').slice(0, 2).join(' ');
+    const operatorKey = generateEd25519({ comment: 'operator@laptop' }).public;
+    const otherTunnel = generateEd25519().public.split(' ').slice(0, 2).join(' ');
     const others = [
       '# keys the operator manages',
       operatorKey,
@@ -224,7 +224,7 @@ describeFleet('offboarding activities on fleet hosts', () => {
   });
 
   it('an unreachable host is the retryable HostUnreachable (directly and behind the bastion); a changed host key stops', async () => {
-    const someKey: SshCredential = { username: 'cloudroot', privateKey: sealSecret(keyring, utils.generateKeyPairSync('ed25519').private) };
+    const someKey: SshCredential = { username: 'cloudroot', privateKey: sealSecret(keyring, generateEd25519().private) };
     const pin = await fleet.hostKeySha256(direct);
     const closed: SshTarget = { address: direct.address, port: direct.sshPort + 1, credential: someKey, hostKeySha256: pin };
 

@@ -14,6 +14,7 @@ import { sealSecret, unsealSecret } from '../../lib/sealed-secret';
 import type { SshCredential, SshTarget } from '../../workflows/contracts';
 import { createFleet, fleetUnsupportedReason, type Fleet, type FleetHost } from '../fleet';
 import { failureOf } from '../support/failures';
+import { generateEd25519 } from '../../activities/ssh/keys';
 
 // The SSH activities against real OpenSSH on fleet hosts (network namespaces with their own sshd).
 // Needs root and the cached base image; skipped with the reason otherwise.
@@ -134,8 +135,8 @@ describeFleet('SSH activities on fleet hosts', () => {
   });
 
   it('logs in with a private key (OpenSSH format) and with an encrypted key and its passphrase (OpenSSH and PEM)', async () => {
-    const plain = utils.generateKeyPairSync('ed25519', { comment: 'plain' });
-    const encrypted = utils.generateKeyPairSync('ed25519', { comment: 'enc', passphrase: 'open sesame', cipher: 'aes256-ctr', rounds: 16 });
+    const plain = generateEd25519({ comment: 'plain' });
+    const encrypted = generateEd25519({ comment: 'enc', passphrase: 'open sesame', cipher: 'aes256-ctr', rounds: 16 });
     const rsa = generateKeyPairSync('rsa', {
       modulusLength: 2048,
       publicKeyEncoding: { type: 'pkcs1', format: 'pem' },

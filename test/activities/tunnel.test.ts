@@ -2,7 +2,6 @@ import net from 'node:net';
 import { randomBytes } from 'node:crypto';
 import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import { MockActivityEnvironment } from '@temporalio/testing';
-import { utils } from 'ssh2';
 import { holdReverseForward } from '../../activities/tunnel/hold-reverse-forward';
 import { Keyring } from '../../lib/keyring';
 import { createLogger } from '../../lib/logging';
@@ -87,6 +86,7 @@ if hold:
     except OSError as e:
         print("closed:" + str(e))
 `;
+import { generateEd25519 } from '../../activities/ssh/keys';
 
 async function sendThrough(fleet: Fleet, host: FleetHost, addr: string, port: number, msg: string, holdOpen = false) {
   const r = await fleet.exec(host, `python3 - ${addr} ${port} ${msg} ${holdOpen ? 'hold' : 'once'}`, {
@@ -165,7 +165,7 @@ describeFleet('holdReverseForward on fleet hosts', () => {
     priv = await fleet.addHost({ name: 'tpriv', topology: 'private', bastion });
     standIn = await startStandIn();
 
-    const keys = utils.generateKeyPairSync('ed25519', { comment: 'tunnel-test' });
+    const keys = generateEd25519({ comment: 'tunnel-test' });
     const options = `restrict,port-forwarding,permitlisten="127.0.0.1:${FORWARD_PORT}"`;
     const setup = await fleet.exec(
       direct,

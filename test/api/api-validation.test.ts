@@ -1,12 +1,12 @@
-import { utils as sshUtils } from 'ssh2';
 import request from 'supertest';
 import { bearer, deadAddress, OPERATOR_TOKEN, startTestApp, type TestApp } from './harness';
+import { generateEd25519 } from '../../activities/ssh/keys';
 
 // Validation must answer before Temporal is touched: the client points at a port where nothing listens,
 // so any request that got through would come back 503, not 4xx.
 
-const key = sshUtils.generateKeyPairSync('ed25519');
-const encryptedKey = sshUtils.generateKeyPairSync('ed25519', { passphrase: 'right horse', cipher: 'aes256-ctr', rounds: 16 });
+const key = generateEd25519();
+const encryptedKey = generateEd25519({ passphrase: 'right horse', cipher: 'aes256-ctr', rounds: 16 });
 const PASSWORD = 'Corr3ct-Horse-Battery';
 const base = { address: '10.213.1.5', username: 'admin', password: PASSWORD };
 const without = (o: Record<string, unknown>, k: string) => Object.fromEntries(Object.entries(o).filter(([x]) => x !== k));

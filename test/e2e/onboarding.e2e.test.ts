@@ -12,6 +12,7 @@ const unsupported = fleetUnsupportedReason();
 const suite = unsupported ? describe.skip : describe;
 if (unsupported) console.warn(`e2e skipped: ${unsupported}`);
 
+jest.setTimeout(360_000);
 const PASSWORD = `Pa'ss "w$(id)\`x\`; ü ✓`;
 
 suite('onboarding end to end (fleet + API + worker)', () => {

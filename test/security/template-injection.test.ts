@@ -7,7 +7,6 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import type { OpenAPIObject } from '@nestjs/swagger';
 import { getMetadataStorage } from 'class-validator';
-import { utils } from 'ssh2';
 import request from 'supertest';
 import { createAnsibleActivities } from '../../activities/ansible';
 import type { InstallAgentInput } from '../../activities/ansible/install-agent';
@@ -30,6 +29,7 @@ import { bearer, deadAddress, OPERATOR_TOKEN, startTestApp, type TestApp } from 
 import { createFleet, fleetUnsupportedReason, type Fleet, type FleetHost } from '../fleet';
 import { failureOf } from '../support/failures';
 import { testStack } from '../support/stack';
+import { generateEd25519 } from '../../activities/ssh/keys';
 
 // Finding 1: a template in any input that reaches Ansible (influxUrl "http://h:8086/{{lookup('pipe',…)}}") ran as
 // root on the controller. Three layers, each proven here on its own:
@@ -107,7 +107,7 @@ function stringFields(doc: OpenAPIObject, schema: Schema, prefix = ''): string[]
   return out;
 }
 
-const key = utils.generateKeyPairSync('ed25519');
+const key = generateEd25519();
 const FP = 'SHA256:' + 'b'.repeat(43);
 const LOGIN_BODY = { username: 'admin', password: 'pw-123456' };
 
@@ -144,10 +144,10 @@ function withValue(body: Record<string, unknown>, field: string, value: string):
     holder[map[1]] = map[2] === 'key' ? { [value]: map[1] === 'labels' ? 'v' : 'YmluYXJ5L3BsYWlu' } : { [map[1] === 'labels' ? 'env' : 'encoding']: value };
   } else if (last === 'privateKey') {
     // A key carries text in its comment (inside the armour): a valid key, so only a template rule could refuse it.
-    holder.privateKey = utils.generateKeyPairSync('ed25519', { comment: value }).private;
+    holder.privateKey = generateEd25519({ comment: value }).private;
   } else if (last === 'passphrase') {
     try {
-      holder.privateKey = utils.generateKeyPairSync('ed25519', { passphrase: value, cipher: 'aes256-ctr', rounds: 2 }).private;
+      holder.privateKey = generateEd25519({ passphrase: value, cipher: 'aes256-ctr', rounds: 2 }).private;
     } catch {
       // a passphrase ssh2 cannot even encrypt with: the control-character rule refuses it first anyway
     }
@@ -339,7 +339,7 @@ describeFleet('(b) template payloads through the activity and the real playbook'
     const influx = new URL(testStack().influx.url);
     fleet = await createFleet();
     host = await fleet.addHost({ name: 'inj1', topology: 'reachable-influx', influxTarget: { host: influx.hostname, port: Number(influx.port) } });
-    const keys = utils.generateKeyPairSync('ed25519');
+    const keys = generateEd25519();
     const r = await fleet.exec(
       host,
       [

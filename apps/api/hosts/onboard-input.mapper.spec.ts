@@ -1,13 +1,13 @@
-import { utils as sshUtils } from 'ssh2';
 import { Keyring } from '../../../lib/keyring';
 import { unsealSecret } from '../../../lib/sealed-secret';
 import { HOST_ID_PATTERN } from '../common/validators';
 import type { CreateHostDto } from './dto/create-host.dto';
 import { canonicalIpv6, deriveHostId, toOnboardHostInput } from './onboard-input.mapper';
+import { generateEd25519 } from '../../../activities/ssh/keys';
 
 const keyring = Keyring.forTests('mapper');
 const ctx = { sealer: keyring, defaultInfluxUrl: 'http://influx.example:8086' };
-const key = sshUtils.generateKeyPairSync('ed25519');
+const key = generateEd25519();
 const dto = (extra: Partial<CreateHostDto>) =>
   ({ address: '10.213.1.5', port: 22, username: 'admin', dataPath: 'tunnel', agentMode: 'artifact', ...extra }) as CreateHostDto;
 

@@ -2,12 +2,12 @@ import 'reflect-metadata';
 import { inspect } from 'node:util';
 import { plainToInstance } from 'class-transformer';
 import { validate } from 'class-validator';
-import { utils as sshUtils } from 'ssh2';
 import { flattenValidationErrors } from '../../common/validation';
 import { CreateHostDto } from './create-host.dto';
+import { generateEd25519 } from '../../../../activities/ssh/keys';
 
-const key = sshUtils.generateKeyPairSync('ed25519');
-const encrypted = sshUtils.generateKeyPairSync('ed25519', { passphrase: 'pp', cipher: 'aes256-ctr', rounds: 16 });
+const key = generateEd25519();
+const encrypted = generateEd25519({ passphrase: 'pp', cipher: 'aes256-ctr', rounds: 16 });
 
 async function check(body: Record<string, unknown>) {
   const dto = plainToInstance(CreateHostDto, body);
