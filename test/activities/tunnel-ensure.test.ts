@@ -1,4 +1,3 @@
-import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { Worker } from '@temporalio/worker';
@@ -10,7 +9,7 @@ import { workflowIds, type TunnelSpec, type TunnelStats } from '../../workflows/
 import { stopTunnelUpdate } from '../../workflows/messages';
 import { TunnelIdKey } from '../../workflows/search-attributes';
 import { uniqueName } from '../support/stack';
-import { connectedStats, fakeTunnelSpec } from '../support/fake-tunnel';
+import { fakeTunnelSpec, holdsConnected } from '../support/fake-tunnel';
 import { useWorkflowTestEnv } from '../support/workflow-env';
 
 // ensureTunnel against a real dev server: it starts (or reuses) the keeper and waits for its heartbeat to say
@@ -24,20 +23,8 @@ const specFor = (tunnelId: string): TunnelSpec => fakeTunnelSpec(keyring, tunnel
 
 type Hold = (spec: TunnelSpec, opts?: { leaseMs?: number }) => Promise<TunnelStats>;
 
-/** Heartbeats connected stats like the real activity, until cancelled. */
-const holdsConnected = (calls: string[]): Hold => async (spec) => {
-  const ctx = Context.current();
-  calls.push(ctx.info.workflowExecution?.runId ?? '');
-  const stats = connectedStats(spec.bind.port, ctx.info.attempt, Date.now());
-  ctx.heartbeat(stats);
-  const timer = setInterval(() => ctx.heartbeat(stats), 200);
-  try {
-    await ctx.sleep(60_000);
-    return stats;
-  } finally {
-    clearInterval(timer);
-  }
-};
+/** Heartbeats connected stats like the real activity, until cancelled; records each call's run id. */
+const holdsConnectedIn = (calls: string[]): Hold => holdsConnected((_spec, ctx) => calls.push(ctx.info.workflowExecution?.runId ?? ''));
 
 async function withTunnelWorker<T>(hold: Hold, fn: (taskQueue: string) => Promise<T>): Promise<T> {
   const taskQueue = uniqueName('tunnels');
@@ -67,7 +54,7 @@ async function stop(tunnelId: string) {
 
 test('starts the keeper once, waits for connected, and reuses the running keeper', async () => {
   const calls: string[] = [];
-  await withTunnelWorker(holdsConnected(calls), async (taskQueue) => {
+  await withTunnelWorker(holdsConnectedIn(calls), async (taskQueue) => {
     const tunnelId = uniqueName('ensure');
     const spec = specFor(tunnelId);
     const stats = await runEnsure(taskQueue, spec, 20_000);

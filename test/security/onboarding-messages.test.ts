@@ -1,4 +1,3 @@
-import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import { WorkflowUpdateFailedError, type WorkflowHandle } from '@temporalio/client';
 import { Worker } from '@temporalio/worker';
@@ -6,13 +5,13 @@ import { Keyring } from '../../lib/keyring';
 import { dataConverterFor } from '../../lib/temporal';
 import { sealSecret } from '../../lib/sealed-secret';
 import {
-  FailureType, workflowIds, type OnboardHostInput, type OnboardingStatus, type TunnelSpec, type TunnelStats,
+  FailureType, workflowIds, type OnboardHostInput, type OnboardingStatus,
 } from '../../workflows/contracts';
 import {
   approveHostKeyUpdate, detachTunnelHostUpdate, onboardingStatusQuery, provideCredentialsUpdate, tunnelStatusQuery, updateTunnelSpecUpdate,
 } from '../../workflows/messages';
 import type { tunnelKeeper } from '../../workflows/tunnel-keeper';
-import { connectedStats, fakeTunnelSpec } from '../support/fake-tunnel';
+import { fakeTunnelSpec, holdsConnected } from '../support/fake-tunnel';
 import { eventually, uniqueName } from '../support/stack';
 import { useWorkflowTestEnv } from '../support/workflow-env';
 
@@ -250,23 +249,7 @@ describe('finding 2: a proxy forward binds the proxy\'s private address, never 0
 });
 
 describe('findings 2 and 3: the keeper follows its spec and stops with its last host', () => {
-  function fakeHold(log: string[]) {
-    return {
-      async holdReverseForward(spec: TunnelSpec): Promise<TunnelStats> {
-        const ctx = Context.current();
-        log.push(spec.ssh.credential.username);
-        const stats = connectedStats(spec.bind.port, ctx.info.attempt);
-        ctx.heartbeat(stats);
-        const timer = setInterval(() => ctx.heartbeat(stats), 200);
-        try {
-          await ctx.sleep(60_000);
-          return stats;
-        } finally {
-          clearInterval(timer);
-        }
-      },
-    };
-  }
+  const fakeHold = (log: string[]) => ({ holdReverseForward: holdsConnected((spec) => log.push(spec.ssh.credential.username)) });
 
   it('a new spec restarts the forward with it; the last detach stops the keeper', async () => {
     const holds: string[] = [];

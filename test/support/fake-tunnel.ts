@@ -1,3 +1,4 @@
+import { Context } from '@temporalio/activity';
 import type { Keyring } from '../../lib/keyring';
 import { sealSecret } from '../../lib/sealed-secret';
 import type { TunnelSpec, TunnelStats } from '../../workflows/contracts';
@@ -24,5 +25,25 @@ export function fakeTunnelSpec(keyring: Keyring, tunnelId: string, sshAddress: s
     bind: { address: '127.0.0.1', port: 18086 },
     target: { host: '127.0.0.1', port: 8086 },
     timing,
+  };
+}
+
+/**
+ * A fake holdReverseForward that heartbeats connected stats like the real one until cancelled; `onCall` sees each
+ * call (its spec and activity context) first.
+ */
+export function holdsConnected(onCall: (spec: TunnelSpec, ctx: Context) => void = () => undefined) {
+  return async (spec: TunnelSpec, _opts?: { leaseMs?: number }): Promise<TunnelStats> => {
+    const ctx = Context.current();
+    onCall(spec, ctx);
+    const stats = connectedStats(spec.bind.port, ctx.info.attempt, Date.now());
+    ctx.heartbeat(stats);
+    const timer = setInterval(() => ctx.heartbeat(stats), 200);
+    try {
+      await ctx.sleep(60_000);
+      return stats;
+    } finally {
+      clearInterval(timer);
+    }
   };
 }
