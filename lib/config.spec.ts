@@ -121,3 +121,16 @@ describe('freshness sweep (AO_FRESHNESS_SWEEP_MS, AO_STALE_AFTER_MS)', () => {
     expect(() => loadWorkerConfig({ AO_MASTER_KEYS: master, [name]: value })).toThrow(name);
   });
 });
+
+describe('INFLUX_CA_FILE', () => {
+  const { mkdtempSync, writeFileSync } = require('node:fs') as typeof import('node:fs');
+  const dir = mkdtempSync(require('node:path').join(require('node:os').tmpdir(), 'ao-ca-'));
+  it('is read at start; a missing file or one without a certificate stops the process naming the variable', () => {
+    const pem = `${dir}/ca.pem`;
+    writeFileSync(pem, '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n');
+    expect(loadWorkerConfig({ AO_MASTER_KEYS: master, INFLUX_CA_FILE: pem }).influx.ca).toContain('BEGIN CERTIFICATE');
+    expect(() => loadWorkerConfig({ AO_MASTER_KEYS: master, INFLUX_CA_FILE: `${dir}/missing.pem` })).toThrow(/INFLUX_CA_FILE=.*cannot be read/);
+    writeFileSync(`${dir}/junk.pem`, 'not a certificate');
+    expect(() => loadWorkerConfig({ AO_MASTER_KEYS: master, INFLUX_CA_FILE: `${dir}/junk.pem` })).toThrow(/holds no PEM certificate/);
+  });
+});
