@@ -54,6 +54,8 @@ export interface AgentOptions {
   mode: 'artifact' | 'repo';
   /** Telegraf collection interval, e.g. "10s". */
   interval?: string;
+  /** repo mode only: the package version to pin (e.g. "1.39.3-1"); absent = the newest. */
+  version?: string;
 }
 
 export interface OnboardHostInput {
@@ -214,6 +216,47 @@ export const FailureType = {
   InvalidInput: 'InvalidInput',
 } as const;
 export type FailureType = (typeof FailureType)[keyof typeof FailureType];
+
+/** What `checkAgent` saw of Telegraf on a host over SSH (and whether it started it again). */
+export interface AgentHealth {
+  /** How Telegraf is run there: a systemd unit, the role's supervisor, or not installed at all. */
+  manager: 'systemd' | 'supervisor' | 'none';
+  running: boolean;
+  /** The manager's own words (systemd ActiveState/SubState, "supervised pid 123", "not installed"). */
+  state: string;
+  /** The newest error line of Telegraf's log (journal or supervisor log), scrubbed and bounded. */
+  lastError?: string;
+  /** This check found it stopped and started it. */
+  restarted: boolean;
+  checkedAtMs: number;
+}
+export interface CheckAgentInput {
+  hostId: string;
+  /** The cloudroot login. */
+  target: SshTarget;
+  /** Start Telegraf when it is not running (default true). */
+  restart?: boolean;
+}
+
+/** A new cloudroot key, installed beside the old one and proven to log in; the old one still works. */
+export interface AddedCloudrootKey {
+  username: string;
+  privateKey: SealedSecret;
+  /** OpenSSH SHA256 fingerprint of the new public key. */
+  publicKeySha256: string;
+}
+export interface AddCloudrootKeyInput {
+  hostId: string;
+  /** The cloudroot login with its current key. */
+  target: SshTarget;
+}
+export interface RetireCloudrootKeysInput {
+  hostId: string;
+  /** The cloudroot login with the NEW key (it must work before anything is removed). */
+  target: SshTarget;
+  /** The key that stays; every other cloudroot login key goes (forward-only keys stay). */
+  keepPublicKeySha256: string;
+}
 
 /** Memo key under which onboardHost publishes its OnboardingStatus, so `describe` alone can answer readers. */
 export const STATUS_MEMO_KEY = 'status';

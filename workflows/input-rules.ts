@@ -31,6 +31,9 @@ export const MAX_LABELS = 32;
 /** Telegraf durations as the role writes them (`interval = "10s"`). */
 export const INTERVAL_PATTERN = /^[1-9][0-9]{0,5}(ms|s|m|h)$/;
 
+/** A Debian package version to pin Telegraf to in repo mode ("1.39.3-1"): no spaces, quotes, globs or template text. */
+export const AGENT_VERSION_PATTERN = /^[0-9][0-9A-Za-z.+~-]{0,63}$/;
+
 /** Jinja delimiters (Ansible templates every string it is given unless it is marked unsafe). */
 const TEMPLATE_SYNTAX = /\{\{|\{%|\{#|\}\}|%\}|#\}/;
 

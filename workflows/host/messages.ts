@@ -1,4 +1,4 @@
-import type { OnboardingPhase, OnboardingStatus, SshHop, SshTarget, TunnelSpec } from '../contracts';
+import type { AgentHealth, AgentOptions, OnboardingPhase, OnboardingStatus, SshHop, SshTarget, TunnelSpec } from '../contracts';
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
 import type { HostStateView } from './state';
 
@@ -14,6 +14,20 @@ export interface FreshnessReport {
 export const hostFreshnessSignal = defineSignal<[FreshnessReport]>('freshness');
 
 
+/**
+ * What a tunnel keeper tells the hosts it carries, on a change only: its forward is up, it went down (and is
+ * retrying), or the server refused it (changed host key, refused login: the keeper waits for a new spec).
+ */
+export interface TunnelReport {
+  tunnelId: string;
+  state: 'connected' | 'down' | 'refused';
+  atMs: number;
+  error?: { type: string; message: string };
+  /** refused with HostKeyMismatch: the key the tunnel's SSH server offered. */
+  offered?: string;
+}
+export const tunnelReportSignal = defineSignal<[TunnelReport]>('tunnelReport');
+
 /** What the host keeps after onboarding to repair and offboard: the cloudroot login and the tunnel, all sealed. */
 export interface ServiceAccess {
   /** The cloudroot login (key credential, pinned host key, the bastion hop if any). */
@@ -28,6 +42,27 @@ export interface OnboardingProgress {
 }
 export const onboardingProgressSignal = defineSignal<[OnboardingProgress]>('onboardingProgress');
 
+/** A change of a healthy host's agent: labels (replace all), interval, install mode, package version. */
+export interface HostChange {
+  labels?: Record<string, string>;
+  interval?: string;
+  agentMode?: AgentOptions['mode'];
+  /** repo mode: the Telegraf package version to pin; "" unpins (newest). */
+  agentVersion?: string;
+}
+
+/** One change or key rotation as the host records it (newest last; the oldest fall off). */
+export interface ChangeRecord {
+  id: string;
+  kind: 'change' | 'rotate-key';
+  requestedAtMs: number;
+  change?: HostChange;
+  endedAtMs?: number;
+  /** applied: verified; rolled-back: verification failed and the previous config is back; failed: neither. */
+  outcome?: 'applied' | 'rolled-back' | 'failed';
+  error?: string;
+}
+
 /** The host entity's status: its state, the onboarding's status, what could not be cleaned when offboarded. */
 export interface HostStatus extends HostStateView {
   hostId: string;
@@ -35,9 +70,24 @@ export interface HostStatus extends HostStateView {
   onboarding?: OnboardingStatus;
   lastPointAtMs?: number | null;
   notCleaned?: string[];
+  /** The last thing its tunnel keeper reported. */
+  tunnel?: { tunnelId: string; state: TunnelReport['state']; since: number; error?: { type: string; message: string } };
+  /** The last agent check over SSH (a repair rung). */
+  agentHealth?: AgentHealth;
+  /** needs-host-key-approval during a repair: which hop offered which key. */
+  waitingOn?: SshHop;
+  offeredHostKeySha256?: string;
+  /** The agent options and labels in force now (changed by PATCH). */
+  agent?: AgentOptions;
+  labels?: Record<string, string>;
+  changes?: ChangeRecord[];
 }
 export const hostStatusQuery = defineQuery<HostStatus>('hostStatus');
 /** Offboard: stop watching, undo every step (cancelling an onboarding in flight first), end `offboarded`. */
 export const offboardHostUpdate = defineUpdate<{ accepted: true }, []>('offboard');
+/** Change the agent of a healthy (or degraded) host: re-run the role, verify, roll back when verification fails. */
+export const changeHostUpdate = defineUpdate<{ accepted: true; changeId: string }, [HostChange]>('change');
+/** Give cloudroot a new key; the old one is removed only after the new one is proven. */
+export const rotateKeyUpdate = defineUpdate<{ accepted: true; changeId: string }, []>('rotateKey');
 /** A host whose repair met a changed host key waits for this (the onboarding child has its own while onboarding). */
 export const approveRepairHostKeyUpdate = defineUpdate<{ accepted: true }, [{ hostKeySha256: string; hop?: SshHop }]>('approveRepairHostKey');
