@@ -195,10 +195,19 @@ export interface TunnelStats {
 
 export interface TunnelStatus {
   tunnelId: string;
-  state: 'connecting' | 'connected' | 'reconnecting' | 'stopped';
+  /** refused: the SSH server turned the forward away (changed host key, refused login); it waits for a new spec. */
+  state: 'connecting' | 'connected' | 'reconnecting' | 'refused' | 'stopped';
   stats?: TunnelStats;
   attempt?: number;
   lastFailure?: string;
+  /** While refused: the named failure (its type, message and the dialer's details: hop, address, port, offered key). */
+  refusal?: TunnelRefusal;
+}
+
+export interface TunnelRefusal {
+  type: string;
+  message: string;
+  details?: Record<string, unknown>;
 }
 
 // ---- named failures (ApplicationFailure types) ----

@@ -52,7 +52,7 @@ const REPORT_TO_HOST_PATCH = 'report-to-host';
 /** What an onboarding returns: its status, and (for its host entity) the service login and tunnel it set up. */
 export type OnboardingResult = OnboardingStatus & { service?: ServiceAccess };
 /** The agent's start time has 1 s precision and Telegraf rounds timestamps to the second. */
-const START_SLACK_MS = 1000;
+export const START_SLACK_MS = 1000;
 
 // Failures an operator must act on are never retried by Temporal; the workflow waits for the operator instead.
 const humanFailures = [FailureType.AuthFailed, FailureType.HostKeyMismatch];

@@ -1,5 +1,8 @@
 import {
   ActivityCancellationType,
+  ApplicationFailure,
+  getExternalWorkflowHandle,
+  patched,
   allHandlersFinished,
   CancellationScope,
   condition,
@@ -12,7 +15,8 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import type { TunnelActivities } from '../activities/tunnel';
-import type { TunnelSpec, TunnelStatus } from './contracts';
+import { FailureType, workflowIds, type TunnelRefusal, type TunnelSpec, type TunnelStats, type TunnelStatus } from './contracts';
+import { tunnelReportSignal, type TunnelReport } from './host/messages';
 import { detachTunnelHostUpdate, restartTunnelUpdate, stopTunnelUpdate, tunnelStatusQuery, updateTunnelSpecUpdate } from './messages';
 import { TunnelIdKey } from './search-attributes';
 
@@ -70,6 +74,25 @@ function holdActivity(spec: TunnelSpec, leaseMs: number) {
   }).holdReverseForward;
 }
 
+/**
+ * Patch: a forward the server refuses (changed host key, refused login) no longer fails the keeper. It tells its
+ * hosts and waits for a new spec (the host's approval brings the new pin) or a restart; the hosts repair it.
+ */
+export const PARK_ON_REFUSAL_PATCH = 'park-on-refusal';
+
+/** The failures no retry can fix: a person (or the host's repair) must act. */
+const REFUSALS: readonly string[] = [FailureType.HostKeyMismatch, FailureType.AuthFailed];
+
+function refusalOf(err: unknown): TunnelRefusal | undefined {
+  for (let e: unknown = err; e instanceof Error; e = (e as { cause?: unknown }).cause) {
+    if (e instanceof ApplicationFailure && e.type && REFUSALS.includes(e.type)) {
+      const d = e.details?.[0];
+      return { type: e.type, message: e.message, ...(d && typeof d === 'object' ? { details: d as Record<string, unknown> } : {}) };
+    }
+  }
+  return undefined;
+}
+
 /** Whether a spec changes what the forward does. Each onboarding issues a new forward key, so its spec always differs. */
 function sameSpec(a: TunnelSpec, b: TunnelSpec): boolean {
   return JSON.stringify(a) === JSON.stringify(b);
@@ -96,12 +119,25 @@ export async function tunnelKeeper(
   let stopRequested = false;
   let restartPending = false;
   let closing = false; // the run is ending (stop, continue-as-new, failure): no further hold will start
+  let refusal: TunnelRefusal | undefined; // parked: the server refused the forward
+  let wakes = 0; // a new spec or a restart: a parked keeper tries again
+  let leaseEnded = false; // the last hold ended with its lease, connected: the next one's "connected" is no news
 
   setHandler(tunnelStatusQuery, (): KeeperStatus => ({
     tunnelId: spec.tunnelId,
-    state: stopRequested ? 'stopped' : restartPending ? 'reconnecting' : 'connecting',
+    state: stopRequested ? 'stopped' : refusal ? 'refused' : restartPending ? 'reconnecting' : 'connecting',
+    ...(refusal ? { refusal, lastFailure: refusal.message } : {}),
     leases,
   }));
+
+  /** Tells every host this tunnel carries (fire and forget: a host that is gone is not an error). */
+  const report = (r: Omit<TunnelReport, 'tunnelId' | 'atMs'>) => {
+    for (const hostId of hosts ?? []) {
+      void getExternalWorkflowHandle(workflowIds.host(hostId))
+        .signal(tunnelReportSignal, { tunnelId: spec.tunnelId, atMs: Date.now(), ...r })
+        .catch(() => undefined);
+    }
+  };
 
   setHandler(stopTunnelUpdate, async () => {
     stopRequested = true;
@@ -114,6 +150,7 @@ export async function tunnelKeeper(
   const restartHold = async () => {
     const seen = holds;
     restartPending = true;
+    wakes++;
     current?.cancel();
     await condition(() => holds > seen || closing);
   };
@@ -178,18 +215,34 @@ export async function tunnelKeeper(
       current = scope;
       holds++;
       restartPending = false;
+      refusal = undefined;
+      const continuing: boolean = leaseEnded;
+      leaseEnded = false;
       try {
         const holdReverseForward = holdActivity(spec, leaseMs);
         const held = spec;
-        await scope.run(() => holdReverseForward(held, { leaseMs }));
+        // The activity tells the hosts when its forward comes up or goes down (it alone sees its retries).
+        const result: TunnelStats = await scope.run((): Promise<TunnelStats> => holdReverseForward(held, { leaseMs, ...(hosts?.length ? { reportTo: [...hosts], continuing } : {}) }));
         leases++;
         leasesThisRun++;
+        leaseEnded = result?.connected !== false;
       } catch (err) {
         // After our own stop/restart, however the activity ended is expected: cancelled, or (on a loaded
-        // worker) timed out before it could acknowledge. Anything else (a non-retryable failure such as
-        // AuthFailed or HostKeyMismatch, or the workflow itself being cancelled) ends the keeper.
+        // worker) timed out before it could acknowledge. A refusal (AuthFailed, HostKeyMismatch) parks the
+        // keeper until its hosts repair it; anything else (the workflow itself being cancelled) ends it.
         const ours = (stopRequested || restartPending) && !CancellationScope.current().consideredCancelled;
         if (ours && !isCancellation(err)) log.warn('tunnel activity ended with an error after stop/restart', { error: String(err) });
+        const refused = ours ? undefined : refusalOf(err);
+        if (refused && !CancellationScope.current().consideredCancelled && patched(PARK_ON_REFUSAL_PATCH)) {
+          refusal = refused;
+          current = undefined;
+          log.warn('the server refused the forward; waiting for a new spec', { tunnelId: spec.tunnelId, type: refused.type });
+          const offered = refused.details?.offered;
+          report({ state: 'refused', error: { type: refused.type, message: refused.message }, ...(typeof offered === 'string' ? { offered } : {}) });
+          const seen = wakes;
+          await condition(() => stopRequested || wakes !== seen);
+          continue;
+        }
         if (!ours) throw err;
       } finally {
         current = undefined;

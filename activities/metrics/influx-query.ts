@@ -37,12 +37,21 @@ export interface HostPointSummary {
 }
 
 /** Points tagged `host_id == hostId` since `sinceMs`: how many and the newest time. Works on InfluxDB 2.x and 1.8 (flux on). */
-export async function summarizeHostPoints(influx: ActivityDeps['influx'], hostId: string, sinceMs: number): Promise<HostPointSummary> {
+export async function summarizeHostPoints(
+  influx: ActivityDeps['influx'],
+  hostId: string,
+  sinceMs: number,
+  tags: Readonly<Record<string, string>> = {},
+): Promise<HostPointSummary> {
   const api = queryApi(influx);
+  // Every tag name and value is a quoted Flux string literal (r["name"] == "value"): nothing in them is code.
+  const tagFilter = Object.entries(tags)
+    .map(([k, v]) => ` and r[${fluxString(k)}] == ${fluxString(v)}`)
+    .join('');
   const base =
     `from(bucket: ${fluxString(influx.bucket)})` +
     ` |> range(start: time(v: ${fluxString(new Date(sinceMs).toISOString())}))` +
-    ` |> filter(fn: (r) => r.host_id == ${fluxString(hostId)})` +
+    ` |> filter(fn: (r) => r.host_id == ${fluxString(hostId)}${tagFilter})` +
     ` |> keep(columns: ["_time"]) |> group()`;
   // Fields of mixed types cannot share one table: count rows through a constant column instead.
   const [countRows, lastRows] = await Promise.all([

@@ -10,6 +10,8 @@ export interface VerifyMetricsInput {
   sinceMs: number;
   deadlineMs: number;
   pollMs?: number;
+  /** Only points that also carry these tags count (a changed host's new labels). */
+  tags?: Record<string, string>;
 }
 
 /**
@@ -27,7 +29,7 @@ export function verifyMetrics(deps: ActivityDeps) {
       for (;;) {
         heartbeat();
         try {
-          const fresh = await summarizeHostPoints(deps.influx, input.hostId, input.sinceMs);
+          const fresh = await summarizeHostPoints(deps.influx, input.hostId, input.sinceMs, input.tags);
           lastError = undefined;
           if (fresh.count > 0 && fresh.lastAtMs !== null) return { pointsSeen: fresh.count, lastPointAtMs: fresh.lastAtMs };
         } catch (err) {
@@ -50,13 +52,17 @@ export function verifyMetrics(deps: ActivityDeps) {
       }
       throw ApplicationFailure.create({
         type: FailureType.NoPoints,
-        message: `no points tagged host_id=${input.hostId} arrived within ${Math.round(input.deadlineMs / 1000)} s`,
+        message: `no points tagged host_id=${input.hostId}${tagText(input.tags)} arrived within ${Math.round(input.deadlineMs / 1000)} s`,
         nonRetryable: true,
       });
     } finally {
       clearInterval(beat);
     }
   };
+}
+
+function tagText(tags: Record<string, string> | undefined): string {
+  return tags ? Object.entries(tags).map(([k, v]) => ` ${k}=${JSON.stringify(v)}`).join('') : '';
 }
 
 function heartbeat(): void {

@@ -50,6 +50,8 @@ export function tunnelStatusFrom(o: KeeperObservation): TunnelStatus {
     ...(lastFailure ? { lastFailure } : {}),
   };
   if (o.query?.state === 'stopped') return { ...out, state: 'stopped' };
+  // Parked after the server refused the forward: no activity runs until a new spec or a restart.
+  if (o.query?.state === 'refused' && !a) return { ...out, state: 'refused', ...(o.query.refusal ? { refusal: o.query.refusal } : {}) };
   if (!a) {
     // Between two leases (or before the first one is scheduled).
     return { ...out, state: o.query?.state === 'reconnecting' ? 'reconnecting' : 'connecting' };

@@ -1,10 +1,11 @@
 import { Context } from '@temporalio/activity';
+import { ApplicationFailure } from '@temporalio/common';
 import { WorkflowNotFoundError, WorkflowUpdateFailedError, type Client } from '@temporalio/client';
 import type { Logger } from '../../lib/logging';
 import { workflowIds, type TunnelSpec, type TunnelStats, type TunnelStatus } from '../../workflows/contracts';
 import { TunnelIdKey } from '../../workflows/search-attributes';
 import type { tunnelKeeper } from '../../workflows/tunnel-keeper';
-import { detachTunnelHostUpdate, updateTunnelSpecUpdate } from '../../workflows/messages';
+import { detachTunnelHostUpdate, restartTunnelUpdate, updateTunnelSpecUpdate } from '../../workflows/messages';
 import { tunnelFailed } from './errors';
 import { tunnelStatus } from './describe';
 
@@ -20,6 +21,8 @@ export interface EnsureTunnelOptions {
   pollMs?: number;
   /** The host this tunnel carries metrics for: it joins the keeper's hosts (the keeper stops with its last host). */
   hostId?: string;
+  /** Restart the forward even when the spec is unchanged (a repair of a tunnel that is down). */
+  restart?: boolean;
 }
 
 const DEFAULT_POLL_MS = 500;
@@ -55,7 +58,7 @@ async function startOrUpdateKeeper(client: Client, taskQueue: string, spec: Tunn
     try {
       const res = await handle.executeUpdate(updateTunnelSpecUpdate, { args: [{ spec, ...(hostId ? { hostId } : {}) }] });
       log.info('tunnel keeper ensured', { workflowId: handle.workflowId, runId: handle.firstExecutionRunId, specChanged: res.changed, hosts: res.hosts });
-      return handle;
+      return { keeper: handle, changed: res.changed };
     } catch (err) {
       if (attempt >= MAX_START_TRIES || !(keeperStopping(err) || keeperGone(err))) throw err;
       log.warn('tunnel keeper was stopping; starting a fresh one', { attempt, error: (err as Error).message });
@@ -91,8 +94,14 @@ export function ensureTunnel(deps: EnsureTunnelDeps) {
     const { client, tunnelTaskQueue } = deps.temporal;
     const ctx = Context.current();
     const log = deps.log.child({ tunnelId: spec.tunnelId });
-    await startOrUpdateKeeper(client, tunnelTaskQueue, spec, opts.hostId, log);
+    const handle = await startOrUpdateKeeper(client, tunnelTaskQueue, spec, opts.hostId, log);
     ctx.heartbeat();
+    if (opts.restart && !handle.changed) {
+      await handle.keeper.executeUpdate(restartTunnelUpdate).catch((err: unknown) => {
+        if (!(keeperGone(err) || keeperStopping(err))) throw err;
+      });
+      log.info('tunnel restarted', { hostId: opts.hostId });
+    }
 
     const deadline = Date.now() + opts.connectDeadlineMs;
     let last: TunnelStatus | undefined;
@@ -104,6 +113,12 @@ export function ensureTunnel(deps: EnsureTunnelDeps) {
       }
       ctx.heartbeat(last);
       if (last?.state === 'connected' && last.stats) return last.stats;
+      if (last?.state === 'refused' && last.refusal) {
+        // The keeper's server refused the forward (changed host key, refused login): the same named failure here,
+        // with the dialer's details (hop, address, port, offered key), so the host can ask for an approval.
+        const r = last.refusal;
+        throw ApplicationFailure.create({ type: r.type, message: `tunnel ${spec.tunnelId}: ${r.message}`, nonRetryable: true, ...(r.details ? { details: [r.details] } : {}) });
+      }
       if (last?.state === 'stopped') {
         throw tunnelFailed(spec.tunnelId, `the tunnel keeper is not running${last.lastFailure ? `: ${last.lastFailure}` : ''}`, {
           nonRetryable: true,

@@ -5,6 +5,7 @@ import type { ClientChannel, TcpConnectionDetails } from 'ssh2';
 import type { Keyring } from '../../lib/keyring';
 import type { Logger } from '../../lib/logging';
 import type { TunnelSpec, TunnelStats } from '../../workflows/contracts';
+import type { TunnelReport } from '../../workflows/host/messages';
 import { dialSsh, type SshSession } from '../ssh/dialer';
 import { tunnelFailed } from './errors';
 
@@ -33,11 +34,17 @@ export interface HoldReverseForwardDeps {
   influx?: { ca?: string };
   /** The project's one SSH dialer; replaceable only so unit tests can fake a session. */
   dial?: typeof dialSsh;
+  /** Tells host entities about the forward (signals `host/<id>`); best effort, never throws. */
+  report?: (hostIds: readonly string[], report: TunnelReport) => void;
 }
 
 export interface HoldReverseForwardOptions {
   /** The activity returns normally after this long; the keeper workflow then starts the next lease. */
   leaseMs?: number;
+  /** The hosts this forward carries: each hears when it comes up and when it goes down (changes only). */
+  reportTo?: string[];
+  /** The previous lease ended connected: this lease's first "connected" is no news to the hosts. */
+  continuing?: boolean;
 }
 
 type Outcome = { kind: 'lease-ended' } | { kind: 'failed'; error: unknown };
@@ -70,6 +77,12 @@ export function holdReverseForward(deps: HoldReverseForwardDeps) {
       ...(typeof previous?.lastError === 'string' ? { lastError: previous.lastError } : {}),
     };
     const beat = () => ctx.heartbeat({ ...stats });
+    // Only changes reach the hosts: up after being down (or first up), down after being up (or a first try failing).
+    const tell = (state: 'connected' | 'down', error?: string) => {
+      if (!deps.report || !opts.reportTo?.length) return;
+      deps.report(opts.reportTo, { tunnelId: spec.tunnelId, state, atMs: Date.now(), ...(error ? { error: { type: 'TunnelFailed', message: error } } : {}) });
+    };
+    let upThisAttempt = false;
 
     // Heartbeats carry the stats and are also how a cancellation reaches us, so they run from the very start.
     const heartbeatTimer = setInterval(beat, heartbeatMs);
@@ -134,6 +147,8 @@ export function holdReverseForward(deps: HoldReverseForwardDeps) {
             delete stats.lastError;
             beat();
             log.info('tunnel connected', { boundPort });
+            upThisAttempt = true;
+            if (!(attempt === 1 && opts.continuing)) tell('connected');
           });
         } catch (err) {
           fail(`ssh connection lost before forwarding: ${(err as Error).message}`);
@@ -151,6 +166,7 @@ export function holdReverseForward(deps: HoldReverseForwardDeps) {
         stats.lastError = outcome.error instanceof Error ? outcome.error.message : String(outcome.error);
         stats.connected = false;
         log.warn('tunnel down after a healthy run; starting afresh', { error: stats.lastError, upMs: Date.now() - stats.connectedSinceMs });
+        tell('down', stats.lastError);
         return { ...stats };
       }
       throw outcome.error;
@@ -158,6 +174,9 @@ export function holdReverseForward(deps: HoldReverseForwardDeps) {
       if (err !== cancelled) {
         stats.lastError = err instanceof Error ? err.message : String(err);
         log.warn('tunnel down', { error: stats.lastError });
+        // A refusal (non-retryable) is the keeper's to report: it parks and says why.
+        const refusal = (err as { nonRetryable?: boolean })?.nonRetryable === true;
+        if (!refusal && (upThisAttempt || attempt === 1)) tell('down', stats.lastError);
       }
       stats.connected = false;
       if (err !== cancelled) beat(); // best effort: the next attempt reads it back as the reason it is retrying

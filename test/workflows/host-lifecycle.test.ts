@@ -6,7 +6,16 @@ import { dataConverterFor } from '../../lib/temporal';
 import { sealSecret } from '../../lib/sealed-secret';
 import { FailureType, type OnboardHostInput } from '../../workflows/contracts';
 import type { hostLifecycle, HostLifecycleOptions } from '../../workflows/host/host-lifecycle';
-import { approveRepairHostKeyUpdate, hostFreshnessSignal, hostStatusQuery, offboardHostUpdate, type HostStatus } from '../../workflows/host/messages';
+import {
+  approveRepairHostKeyUpdate,
+  changeHostUpdate,
+  hostFreshnessSignal,
+  hostStatusQuery,
+  offboardHostUpdate,
+  rotateKeyUpdate,
+  tunnelReportSignal,
+  type HostStatus,
+} from '../../workflows/host/messages';
 import { eventually, uniqueName } from '../support/stack';
 import { useWorkflowTestEnv } from '../support/workflow-env';
 
@@ -39,6 +48,9 @@ function fakes(calls: string[], over: Partial<Fakes> = {}): Fakes {
     uninstallAgent: rec('uninstall', { ok: 1, changed: 1 }),
     removeCloudroot: rec('remove-cloudroot', { removed: true, alreadyGone: false, verified: 'login-refused', notes: [] }),
     revokeForwardKey: rec('revoke-forward-key', { removed: true }),
+    checkAgent: rec('check-agent', { manager: 'supervisor', running: true, state: 'supervised pid 42', restarted: false, checkedAtMs: 1 }),
+    addCloudrootKey: rec('add-key', { username: 'cloudroot', privateKey: sealSecret(keyring, 'k2'), publicKeySha256: KEY_B }),
+    retireCloudrootKeys: rec('retire-keys', { removed: 1 }),
     ...over,
   };
 }
@@ -57,9 +69,25 @@ async function withWorker<T>(acts: Fakes, fn: (tq: string) => Promise<T>): Promi
   return worker.runUntil(fn(taskQueue));
 }
 
-function start(tq: string, hostId = uniqueName('h')): Promise<WorkflowHandle<typeof hostLifecycle>> {
-  return env.client.workflow.start<typeof hostLifecycle>('hostLifecycle', { taskQueue: tq, workflowId: `host/${hostId}`, args: [input(hostId), FAST] });
+function start(tq: string, hostId = uniqueName('h'), options: HostLifecycleOptions = {}): Promise<WorkflowHandle<typeof hostLifecycle>> {
+  return env.client.workflow.start<typeof hostLifecycle>('hostLifecycle', { taskQueue: tq, workflowId: `host/${hostId}`, args: [input(hostId), { ...FAST, ...options }] });
 }
+
+/** The status once `pick` says it is the one. */
+function until(h: WorkflowHandle, pick: (s: HostStatus) => boolean, timeoutMs = 30_000): Promise<HostStatus> {
+  return eventually(async () => {
+    const s = await h.query(hostStatusQuery);
+    return pick(s) ? s : undefined;
+  }, timeoutMs, 50);
+}
+
+const refusedKey = () =>
+  ApplicationFailure.create({
+    type: FailureType.HostKeyMismatch,
+    message: 'host key of 10.213.99.5:22 is B, expected A',
+    nonRetryable: true,
+    details: [{ expected: KEY_A, offered: KEY_B, address: '10.213.99.5', port: 22, hop: 'target' }],
+  });
 
 async function phase(h: WorkflowHandle, want: string, timeoutMs = 30_000): Promise<HostStatus> {
   return eventually(async () => {
@@ -87,7 +115,7 @@ describe('hostLifecycle (dev server, fake activities)', () => {
     expect(calls).toEqual(['probe', 'cloudroot', 'forward-key', 'install', 'tunnel', 'verify', 'release-tunnel', 'uninstall', 'remove-cloudroot']);
   });
 
-  it('stale points → degraded/NoRecentPoints → repaired (tunnel, role, verify) → healthy; a fresh report alone heals too', async () => {
+  it('stale points → degraded/NoRecentPoints → repaired (tunnel, agent check, verify) → healthy', async () => {
     const calls: string[] = [];
     await withWorker(fakes(calls), async (tq) => {
       const h = await start(tq);
@@ -98,8 +126,9 @@ describe('hostLifecycle (dev server, fake activities)', () => {
         const s = await h.query(hostStatusQuery);
         return s.phase === 'healthy' && s.repairs.some((r) => r.outcome === 'repaired') ? s : undefined;
       });
-      expect(repaired.repairs.at(-1)).toMatchObject({ reason: 'NoRecentPoints', outcome: 'repaired' });
-      expect(calls).toEqual(['tunnel', 'install', 'verify']);
+      expect(repaired.repairs.at(-1)).toMatchObject({ reason: 'NoRecentPoints', outcome: 'repaired', action: 'ensure the tunnel, check the agent, verify fresh points' });
+      expect(repaired.agentHealth).toMatchObject({ running: true });
+      expect(calls).toEqual(['tunnel', 'check-agent', 'verify']);
       await h.terminate('done');
     });
   });
@@ -134,12 +163,12 @@ describe('hostLifecycle (dev server, fake activities)', () => {
   it('a changed host key during repair waits for approval, then repairs with the new pin', async () => {
     const pins: Array<string | undefined> = [];
     const calls: string[] = [];
-    let installs = 0;
+    let checks = 0;
     const acts = fakes(calls, {
-      installAgent: async (i: any) => {
+      checkAgent: async (i: any) => {
         pins.push(i.target.hostKeySha256);
-        if (++installs === 2) throw ApplicationFailure.create({ type: FailureType.HostKeyMismatch, message: 'changed', nonRetryable: true, details: [{ expected: KEY_A, offered: KEY_B }] });
-        return { ok: 1, changed: 0, failed: 0, unreachable: 0, telegrafVersion: '1.39.3', agentStartedAtMs: 1, outputUrl: 'x' };
+        if (++checks === 1) throw ApplicationFailure.create({ type: FailureType.HostKeyMismatch, message: 'changed', nonRetryable: true, details: [{ expected: KEY_A, offered: KEY_B }] });
+        return { manager: 'supervisor', running: true, state: 'supervised', restarted: false, checkedAtMs: 1 };
       },
     });
     await withWorker(acts, async (tq) => {
@@ -152,7 +181,7 @@ describe('hostLifecycle (dev server, fake activities)', () => {
       await phase(h, 'healthy');
       await h.terminate('done');
     });
-    expect(pins).toEqual([KEY_A, KEY_A, KEY_B]);
+    expect(pins).toEqual([KEY_A, KEY_B]);
   });
 
   it('offboarding during install cancels the onboarding and undoes what it did', async () => {
@@ -194,5 +223,247 @@ describe('hostLifecycle (dev server, fake activities)', () => {
       expect((await h.result()).phase).toBe('offboarded');
     });
     expect(calls).toContain('remove-cloudroot');
+  });
+
+  it('an agent found stopped is started over SSH; one that will not run gets the role again', async () => {
+    const calls: string[] = [];
+    let checks = 0;
+    const acts = fakes(calls, {
+      checkAgent: async () => {
+        calls.push('check-agent');
+        checks++;
+        return checks === 1
+          ? { manager: 'systemd', running: true, state: 'active/running', restarted: true, checkedAtMs: 1 }
+          : { manager: 'systemd', running: false, state: 'failed/failed', lastError: 'E! [outputs.influxdb_v2] 401', restarted: true, checkedAtMs: 2 };
+      },
+    });
+    await withWorker(acts, async (tq) => {
+      const h = await start(tq);
+      await phase(h, 'healthy');
+      calls.length = 0;
+      await h.signal(hostFreshnessSignal, fresh(false));
+      const first = await until(h, (s) => s.phase === 'healthy' && s.repairs.length === 1);
+      expect(first.repairs[0].action).toBe('ensure the tunnel, check the agent: started Telegraf, verify fresh points');
+      expect(calls).toEqual(['tunnel', 'check-agent', 'verify']);
+      calls.length = 0;
+      await h.signal(hostFreshnessSignal, fresh(false));
+      const second = await until(h, (s) => s.phase === 'healthy' && s.repairs.length === 2);
+      expect(second.agentHealth).toMatchObject({ running: false, lastError: 'E! [outputs.influxdb_v2] 401' });
+      expect(calls).toEqual(['tunnel', 'check-agent', 'install', 'verify']);
+      await h.terminate('done');
+    });
+  });
+
+  it('a tunnel reported down degrades the host only after its grace, then the keeper is restarted', async () => {
+    const calls: string[] = [];
+    const tunnelOpts: any[] = [];
+    const acts = fakes(calls, {
+      ensureTunnel: async (_spec: unknown, o: unknown) => {
+        calls.push('tunnel');
+        tunnelOpts.push(o);
+        return { connected: true, openConnections: 0, totalConnections: 0, bytesIn: 0, bytesOut: 0, reconnects: 0 };
+      },
+    });
+    await withWorker(acts, async (tq) => {
+      const h = await start(tq, uniqueName('h'), { tunnelDownGraceMs: 1500 });
+      const healthy = await phase(h, 'healthy');
+      calls.length = 0;
+      const tunnelId = healthy.onboarding!.tunnelId!;
+      // A blip: down and back within the grace is no outage.
+      await h.signal(tunnelReportSignal, { tunnelId, state: 'down', atMs: Date.now(), error: { type: 'TunnelFailed', message: 'session closed' } });
+      await h.signal(tunnelReportSignal, { tunnelId, state: 'connected', atMs: Date.now() });
+      // Another keeper's report is not this host's business.
+      await h.signal(tunnelReportSignal, { tunnelId: 'someone-else', state: 'refused', atMs: Date.now(), error: { type: 'AuthFailed', message: 'x' } });
+      await new Promise((r) => setTimeout(r, 2000));
+      expect((await h.query(hostStatusQuery)).phase).toBe('healthy');
+      expect(calls).toEqual([]);
+      await h.signal(tunnelReportSignal, { tunnelId, state: 'down', atMs: Date.now(), error: { type: 'TunnelFailed', message: 'keepalive timeout' } });
+      expect((await h.query(hostStatusQuery)).tunnel).toMatchObject({ state: 'down', error: { message: 'keepalive timeout' } });
+      const degraded = await until(h, (s) => s.reason === 'TunnelDown');
+      expect(['degraded', 'repairing']).toContain(degraded.phase);
+      const repaired = await until(h, (s) => s.phase === 'healthy' && s.repairs.length === 1);
+      expect(repaired.repairs[0]).toMatchObject({ reason: 'TunnelDown', action: 'restart the tunnel, verify fresh points', outcome: 'repaired' });
+      expect(repaired.tunnel?.state).toBe('connected');
+      expect(tunnelOpts.at(-1)).toMatchObject({ restart: true });
+      expect(calls).toEqual(['tunnel', 'verify']);
+      await h.terminate('done');
+    });
+  });
+
+  it('the keeper refused a changed host key: degraded/HostKeyMismatch → needs-host-key-approval → approve → healthy, new pin everywhere', async () => {
+    const calls: string[] = [];
+    const specs: any[] = [];
+    let tunnels = 0;
+    const acts = fakes(calls, {
+      ensureTunnel: async (spec: unknown) => {
+        calls.push('tunnel');
+        specs.push(spec);
+        if (++tunnels === 2) throw refusedKey();
+        return { connected: true, openConnections: 0, totalConnections: 0, bytesIn: 0, bytesOut: 0, reconnects: 0 };
+      },
+    });
+    await withWorker(acts, async (tq) => {
+      const h = await start(tq);
+      const healthy = await phase(h, 'healthy');
+      const tunnelId = healthy.onboarding!.tunnelId!;
+      await h.signal(tunnelReportSignal, { tunnelId, state: 'refused', atMs: Date.now(), error: { type: 'HostKeyMismatch', message: 'changed' }, offered: KEY_B });
+      const waiting = await phase(h, 'needs-host-key-approval');
+      expect(waiting).toMatchObject({ waitingOn: 'target', offeredHostKeySha256: KEY_B });
+      expect(waiting.reason).toBeUndefined();
+      expect(waiting.repairs.at(-1)).toMatchObject({ reason: 'HostKeyMismatch', outcome: 'failed' });
+      // Changes and other hops' approvals wait; only the offered key is accepted.
+      await expect(h.executeUpdate(changeHostUpdate, { args: [{ interval: '30s' }] })).rejects.toBeInstanceOf(WorkflowUpdateFailedError);
+      const refusal = (p: Promise<unknown>) => p.then(() => 'accepted', (e: WorkflowUpdateFailedError) => String(e.cause?.message));
+      expect(await refusal(h.executeUpdate(approveRepairHostKeyUpdate, { args: [{ hostKeySha256: KEY_A }] }))).toMatch(/does not match/);
+      expect(await refusal(h.executeUpdate(approveRepairHostKeyUpdate, { args: [{ hostKeySha256: KEY_B, hop: 'bastion' }] }))).toMatch(/target is waiting/);
+      await h.executeUpdate(approveRepairHostKeyUpdate, { args: [{ hostKeySha256: KEY_B }] });
+      const repaired = await until(h, (s) => s.phase === 'healthy' && s.repairs.some((r) => r.outcome === 'repaired'));
+      expect(repaired.onboarding?.hostKeySha256).toBe(KEY_B);
+      expect(repaired.waitingOn).toBeUndefined();
+      expect(repaired.tunnel?.state).toBe('connected');
+      await h.executeUpdate(offboardHostUpdate);
+      await h.result();
+    });
+    expect(specs.at(-1).ssh.hostKeySha256).toBe(KEY_B);
+  });
+
+  it('a refused forward key is issued again before the tunnel is restarted', async () => {
+    const calls: string[] = [];
+    const specs: any[] = [];
+    const acts = fakes(calls, {
+      ensureTunnel: async (spec: unknown) => {
+        calls.push('tunnel');
+        specs.push(spec);
+        return { connected: true, openConnections: 0, totalConnections: 0, bytesIn: 0, bytesOut: 0, reconnects: 0 };
+      },
+      authorizeForwardKey: async () => {
+        calls.push('forward-key');
+        return { username: 'cloudroot', publicKey: 'ssh-ed25519 CCCC', privateKey: sealSecret(keyring, `f${calls.length}`), permitListen: '127.0.0.1:18086' };
+      },
+    });
+    await withWorker(acts, async (tq) => {
+      const h = await start(tq);
+      const healthy = await phase(h, 'healthy');
+      calls.length = 0;
+      await h.signal(tunnelReportSignal, { tunnelId: healthy.onboarding!.tunnelId!, state: 'refused', atMs: Date.now(), error: { type: 'AuthFailed', message: 'key refused' } });
+      const repaired = await until(h, (s) => s.phase === 'healthy' && s.repairs.length === 1);
+      expect(repaired.repairs[0]).toMatchObject({ reason: 'TunnelDown', action: 're-authorize the forward key, restart the tunnel, verify fresh points' });
+      await h.terminate('done');
+    });
+    expect(calls).toEqual(['forward-key', 'tunnel', 'verify']);
+    expect(specs[1].ssh.credential.privateKey).not.toEqual(specs[0].ssh.credential.privateKey);
+  });
+
+  it('PATCH-style change: applied when verified with the new labels; rolled back when not; failed when neither', async () => {
+    const calls: string[] = [];
+    const installs: any[] = [];
+    const verifies: any[] = [];
+    let failVerifyFor: string | undefined;
+    let failAll = false;
+    const acts = fakes(calls, {
+      installAgent: async (i: any) => {
+        calls.push('install');
+        installs.push({ labels: i.labels, agent: i.agent });
+        return { ok: 1, changed: 1, failed: 0, unreachable: 0, telegrafVersion: '1.39.3', agentStartedAtMs: 5000, outputUrl: 'http://127.0.0.1:18086' };
+      },
+      verifyMetrics: async (v: any) => {
+        calls.push('verify');
+        verifies.push(v);
+        if (failAll || (failVerifyFor && v.tags?.env === failVerifyFor)) throw ApplicationFailure.create({ type: FailureType.NoPoints, message: 'no points with it', nonRetryable: true });
+        return { pointsSeen: 3, lastPointAtMs: 6000 };
+      },
+    });
+    await withWorker(acts, async (tq) => {
+      const h = await start(tq);
+      await phase(h, 'healthy');
+      installs.length = 0;
+      verifies.length = 0;
+      // Refused before anything runs: bad input, nothing to change.
+      for (const bad of [{}, { labels: { env: '{{ lookup("pipe","id") }}' } }, { interval: '10 s' }, { agentVersion: '1.2.3' }, { agentMode: 'rpm' }, { labels: { host_id: 'x' } }, { nope: 1 }]) {
+        await expect(h.executeUpdate(changeHostUpdate, { args: [bad as any] })).rejects.toBeInstanceOf(WorkflowUpdateFailedError);
+      }
+      const { changeId } = await h.executeUpdate(changeHostUpdate, { args: [{ labels: { env: 'prod' }, interval: '20s' }] });
+      const applied = await until(h, (s) => s.phase === 'healthy' && s.changes?.at(-1)?.id === changeId && !!s.changes.at(-1)?.endedAtMs);
+      expect(applied.changes!.at(-1)).toMatchObject({ kind: 'change', outcome: 'applied', change: { labels: { env: 'prod' }, interval: '20s' } });
+      expect(applied.labels).toEqual({ env: 'prod' });
+      expect(applied.agentConfig).toMatchObject({ mode: 'artifact', interval: '20s' });
+      expect(installs).toEqual([{ labels: { env: 'prod' }, agent: { mode: 'artifact', interval: '20s' } }]);
+      expect(verifies[0]).toMatchObject({ tags: { env: 'prod' }, sinceMs: 4000 });
+
+      installs.length = 0;
+      failVerifyFor = 'staging';
+      const second = await h.executeUpdate(changeHostUpdate, { args: [{ labels: { env: 'staging' } }] });
+      const rolled = await until(h, (s) => s.changes?.at(-1)?.id === second.changeId && !!s.changes.at(-1)?.endedAtMs);
+      expect(rolled.changes!.at(-1)).toMatchObject({ outcome: 'rolled-back', error: expect.stringContaining('NoPoints') });
+      expect(rolled.phase).toBe('healthy');
+      expect(rolled.labels).toEqual({ env: 'prod' });
+      expect(installs.map((i) => i.labels)).toEqual([{ env: 'staging' }, { env: 'prod' }]);
+
+      failAll = true;
+      const third = await h.executeUpdate(changeHostUpdate, { args: [{ interval: '1m' }] });
+      const failed = await until(h, (s) => s.changes?.at(-1)?.id === third.changeId && !!s.changes.at(-1)?.endedAtMs);
+      expect(failed.changes!.at(-1)).toMatchObject({ outcome: 'failed', error: expect.stringContaining('rollback: NoPoints') });
+      expect(failed.phase).not.toBe('healthy');
+      expect(failed.reason).toBe('AgentDown');
+      await h.terminate('done');
+    });
+  });
+
+  it('rotate-key: the new key is added and proven, then the rest retired; every later step logs in with it', async () => {
+    const calls: string[] = [];
+    const targets: any[] = [];
+    const acts = fakes(calls, {
+      retireCloudrootKeys: async (i: any) => {
+        calls.push('retire-keys');
+        targets.push(i);
+        return { removed: 1 };
+      },
+      uninstallAgent: async (i: any) => {
+        calls.push('uninstall');
+        targets.push(i);
+        return { ok: 1, changed: 1 };
+      },
+    });
+    await withWorker(acts, async (tq) => {
+      const h = await start(tq);
+      await phase(h, 'healthy');
+      calls.length = 0;
+      const { changeId } = await h.executeUpdate(rotateKeyUpdate);
+      const done = await until(h, (s) => s.phase === 'healthy' && s.changes?.at(-1)?.id === changeId && !!s.changes.at(-1)?.endedAtMs);
+      expect(done.changes!.at(-1)).toMatchObject({ kind: 'rotate-key', outcome: 'applied' });
+      expect(JSON.stringify(done)).not.toContain('sealed');
+      await h.executeUpdate(offboardHostUpdate);
+      await h.result();
+    });
+    expect(calls.slice(0, 2)).toEqual(['add-key', 'retire-keys']);
+    expect(targets[0].keepPublicKeySha256).toBe(KEY_B);
+    expect(targets[0].target.credential.privateKey).toEqual(targets[1].target.credential.privateKey);
+    expect(targets[1].target.credential.privateKey).not.toEqual(sealSecret(keyring, 'k'));
+  });
+
+  it('continues as new with its state: a long-lived host keeps its service login, changes and repairs', async () => {
+    const calls: string[] = [];
+    await withWorker(fakes(calls), async (tq) => {
+      const h = await start(tq, uniqueName('h'), { historyEventsPerRun: 60 });
+      await phase(h, 'healthy');
+      const firstRun = (await h.describe()).runId;
+      for (let i = 0; i < 6; i++) {
+        await h.signal(hostFreshnessSignal, fresh(i % 2 === 1));
+        await new Promise((r) => setTimeout(r, 300));
+      }
+      const moved = await eventually(async () => {
+        const d = await env.client.workflow.getHandle(h.workflowId).describe();
+        return d.runId !== firstRun ? d : undefined;
+      });
+      expect(moved.status.name).toBe('RUNNING');
+      const h2 = env.client.workflow.getHandle<typeof hostLifecycle>(h.workflowId);
+      const carried = await until(h2, (s) => s.phase === 'healthy');
+      expect(carried.onboarding?.phase).toBe('healthy');
+      expect(carried.repairs.length).toBeGreaterThan(0);
+      calls.length = 0;
+      await h2.executeUpdate(offboardHostUpdate);
+      expect((await h2.result()).phase).toBe('offboarded');
+    });
+    expect(calls).toEqual(['release-tunnel', 'uninstall', 'remove-cloudroot']);
   });
 });

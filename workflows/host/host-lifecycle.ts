@@ -4,32 +4,44 @@ import {
   ChildWorkflowFailure,
   ParentClosePolicy,
   condition,
+  continueAsNew,
   log,
+  patched,
   proxyActivities,
   setHandler,
   startChild,
   upsertMemo,
   upsertSearchAttributes,
   allHandlersFinished,
+  workflowInfo,
 } from '@temporalio/workflow';
 import type { createActivities } from '../../activities';
-import { FailureType, STATUS_MEMO_KEY, workflowIds, type OnboardHostInput } from '../contracts';
-import { FINGERPRINT_PATTERN } from '../input-rules';
-import { onboardHost, proxyLogin } from '../onboard-host';
+import { FailureType, STATUS_MEMO_KEY, workflowIds, type AddCloudrootKeyInput, type AddedCloudrootKey, type CheckAgentInput, type RetireCloudrootKeysInput, type AgentHealth, type AgentOptions, type OnboardHostInput, type SshHop, type SshTarget } from '../contracts';
+import { AGENT_VERSION_PATTERN, FINGERPRINT_PATTERN, INTERVAL_PATTERN, labelsProblem } from '../input-rules';
+import { START_SLACK_MS, onboardHost, proxyLogin } from '../onboard-host';
 import { HostAddressKey, HostFreshnessKey, HostIdKey, OnboardingPhaseKey } from '../search-attributes';
 import {
   approveRepairHostKeyUpdate,
+  changeHostUpdate,
   hostFreshnessSignal,
   hostStatusQuery,
   offboardHostUpdate,
   onboardingProgressSignal,
+  rotateKeyUpdate,
+  tunnelReportSignal,
+  type ChangeRecord,
   type FreshnessReport,
+  type HostChange,
   type HostStatus,
   type ServiceAccess,
 } from './messages';
 import { HostState, type DegradedReason, type HostPhase } from './state';
 
-type Activities = ReturnType<typeof createActivities>;
+type Activities = ReturnType<typeof createActivities> & {
+  checkAgent(input: CheckAgentInput): Promise<AgentHealth>;
+  addCloudrootKey(input: AddCloudrootKeyInput): Promise<AddedCloudrootKey>;
+  retireCloudrootKeys(input: RetireCloudrootKeysInput): Promise<{ removed: number }>;
+};
 
 /** Tunable in tests; the defaults are what an operator gets. */
 export interface HostLifecycleOptions {
@@ -38,9 +50,40 @@ export interface HostLifecycleOptions {
   maxRepairBackoffMs?: number;
   /** How long a repair's verification waits for fresh points. */
   repairVerifyDeadlineMs?: number;
+  /** A tunnel reported down for this long (and not back up) degrades the host: TunnelDown. */
+  tunnelDownGraceMs?: number;
+  /** How long a change's verification waits for points with the new config before rolling back. */
+  changeVerifyDeadlineMs?: number;
+  /** Continue-as-new once a run's history has this many events (or when the server suggests it). */
+  historyEventsPerRun?: number;
 }
 
-export const LIFECYCLE_DEFAULTS = { repairBackoffMs: 30_000, maxRepairBackoffMs: 15 * 60_000, repairVerifyDeadlineMs: 120_000 } as const;
+export const LIFECYCLE_DEFAULTS = {
+  repairBackoffMs: 30_000,
+  maxRepairBackoffMs: 15 * 60_000,
+  repairVerifyDeadlineMs: 120_000,
+  tunnelDownGraceMs: 30_000,
+  changeVerifyDeadlineMs: 120_000,
+  historyEventsPerRun: 10_000,
+} as const;
+
+/**
+ * Patch: the watch loop also hears its tunnel keeper, checks the agent over SSH before re-running the role,
+ * records the freshness it verified, takes changes and key rotations, and continues-as-new. Runs recorded before
+ * it replay the ladder they ran (tunnel → role → verify).
+ */
+export const HOST_WATCH_V2_PATCH = 'host-watch-v2';
+
+/** What a run hands the next one (continue-as-new): the host as it is now; the onboarding is not run again. */
+export interface HostCarry {
+  status: HostStatus;
+  service?: ServiceAccess;
+  freshness?: FreshnessReport;
+  changeSeq: number;
+}
+
+/** Changes kept in the status (the oldest fall off). */
+const MAX_CHANGES = 20;
 
 const humanFailures = [FailureType.AuthFailed, FailureType.HostKeyMismatch];
 
@@ -51,6 +94,13 @@ const repair = proxyActivities<Activities>({
   retry: { initialInterval: '5s', maximumAttempts: 2, nonRetryableErrorTypes: [...humanFailures, FailureType.AnsibleFailed, FailureType.TunnelFailed, FailureType.NoPoints, FailureType.StalePoints] },
   summary: 'repair: tunnel, agent, verification',
 });
+// A change re-runs the role and verifies (then maybe rolls back); a rotation adds, proves and retires keys.
+const change = proxyActivities<Activities>({
+  startToCloseTimeout: '20 minutes',
+  heartbeatTimeout: '10 seconds',
+  retry: { initialInterval: '2s', maximumAttempts: 2, nonRetryableErrorTypes: [...humanFailures, FailureType.AnsibleFailed, FailureType.NoPoints, FailureType.StalePoints, FailureType.InvalidInput, FailureType.CloudrootFailed] },
+  summary: 'change: agent config or cloudroot key',
+});
 const offboard = proxyActivities<Activities>({
   startToCloseTimeout: '10 minutes',
   heartbeatTimeout: '10 seconds',
@@ -58,11 +108,52 @@ const offboard = proxyActivities<Activities>({
   summary: 'offboard: undo one step',
 });
 
-function errorOf(err: unknown): { type: string; message: string } {
+function errorOf(err: unknown): { type: string; message: string; details?: Record<string, unknown> } {
   for (let e: unknown = err; e instanceof Error; e = (e as { cause?: unknown }).cause) {
-    if (e instanceof ApplicationFailure && e.type) return { type: e.type, message: e.message };
+    if (e instanceof ApplicationFailure && e.type) {
+      const d = e.details?.[0];
+      return { type: e.type, message: e.message, ...(d && typeof d === 'object' ? { details: d as Record<string, unknown> } : {}) };
+    }
   }
   return { type: 'Failed', message: err instanceof Error ? err.message : String(err) };
+}
+
+/** Why a change cannot be applied as asked, or null (the same rules as the API; the workflow is the last gate). */
+export function changeProblem(c: unknown, currentMode: AgentOptions['mode']): string | null {
+  if (typeof c !== 'object' || c === null || Array.isArray(c)) return 'a change object is required';
+  const ch = c as Record<string, unknown>;
+  const allowed = ['labels', 'interval', 'agentMode', 'agentVersion'];
+  const unknown = Object.keys(ch).filter((k) => !allowed.includes(k));
+  if (unknown.length > 0) return `unknown field(s): ${unknown.join(', ')}`;
+  if (!allowed.some((k) => ch[k] !== undefined)) return 'nothing to change: give labels, interval, agentMode or agentVersion';
+  if (ch.labels !== undefined) {
+    if (typeof ch.labels !== 'object' || ch.labels === null || Array.isArray(ch.labels)) return 'labels must be an object of strings';
+    const p = labelsProblem(ch.labels as Record<string, unknown>);
+    if (p) return `labels ${p}`;
+  }
+  if (ch.interval !== undefined && (typeof ch.interval !== 'string' || !INTERVAL_PATTERN.test(ch.interval))) return `interval must match ${INTERVAL_PATTERN}`;
+  if (ch.agentMode !== undefined && ch.agentMode !== 'artifact' && ch.agentMode !== 'repo') return 'agentMode must be "artifact" or "repo"';
+  if (ch.agentVersion !== undefined) {
+    if (typeof ch.agentVersion !== 'string' || (ch.agentVersion !== '' && !AGENT_VERSION_PATTERN.test(ch.agentVersion))) return `agentVersion must match ${AGENT_VERSION_PATTERN} (or "" to unpin)`;
+    const mode = (ch.agentMode as AgentOptions['mode'] | undefined) ?? currentMode;
+    if (ch.agentVersion !== '' && mode !== 'repo') return 'agentVersion needs agentMode "repo" (the artifact is the controller\'s own binary)';
+  }
+  return null;
+}
+
+/** The agent options and labels after a change. */
+export function applyChange(agent: AgentOptions, labels: Record<string, string> | undefined, c: HostChange): { agent: AgentOptions; labels?: Record<string, string> } {
+  const next: AgentOptions = { ...agent, ...(c.agentMode ? { mode: c.agentMode } : {}), ...(c.interval ? { interval: c.interval } : {}) };
+  if (c.agentVersion !== undefined) next.version = c.agentVersion;
+  if (!next.version || next.mode !== 'repo') delete next.version;
+  const nextLabels = c.labels !== undefined ? { ...c.labels } : labels;
+  return { agent: next, ...(nextLabels ? { labels: nextLabels } : {}) };
+}
+
+/** The same login with `hostKeySha256` pinned on the hop at address:port (the target or its bastion). */
+export function repin(t: SshTarget, address: string, port: number, hostKeySha256: string): SshTarget {
+  const via = t.via ? repin(t.via, address, port, hostKeySha256) : undefined;
+  return { ...t, ...(t.address === address && t.port === port ? { hostKeySha256 } : {}), ...(via ? { via } : {}) };
 }
 
 /**
@@ -72,35 +163,39 @@ function errorOf(err: unknown): { type: string; message: string } {
  * ladder with backoff, and back to healthy when its points are seen again. `offboard` undoes everything.
  * Every phase change goes through HostState (state.ts).
  */
-export async function hostLifecycle(input: OnboardHostInput, options: HostLifecycleOptions = {}): Promise<HostStatus> {
+export async function hostLifecycle(input: OnboardHostInput, options: HostLifecycleOptions = {}, carry?: HostCarry): Promise<HostStatus> {
   const opts = { ...LIFECYCLE_DEFAULTS, ...options };
   const now = () => Date.now();
-  const status: HostStatus = {
-    hostId: input.hostId,
-    address: input.target.address,
-    phase: 'onboarding',
-    since: now(),
-    repairs: [],
-    repairsLastHour: 0,
-    flapping: false,
-  };
+  const status: HostStatus = carry
+    ? { ...carry.status }
+    : { hostId: input.hostId, address: input.target.address, phase: 'onboarding', since: now(), repairs: [], repairsLastHour: 0, flapping: false };
+  let agent: AgentOptions = carry?.status.agentConfig ?? input.agent;
+  let labels: Record<string, string> | undefined = carry ? carry.status.labels : input.labels;
+  const state = carry ? HostState.restore(carry.status) : new HostState('onboarding', now());
   const publish = () => {
+    delete status.reason; // a reason the state no longer has must not linger in the memo
     Object.assign(status, state.view(now()));
+    status.agentConfig = agent;
+    if (labels) status.labels = labels;
+    else delete status.labels;
     upsertSearchAttributes([{ key: OnboardingPhaseKey, value: state.phase }]);
     upsertMemo({ [STATUS_MEMO_KEY]: status });
   };
-  const state = new HostState('onboarding', now(), () => undefined);
   const moveTo = (phase: HostPhase, reason?: DegradedReason) => {
     if (state.phase === phase && state.reason === reason) return;
     state.moveTo(phase, now(), reason);
     publish();
   };
 
-  let service: ServiceAccess | undefined;
-  let freshness: FreshnessReport | undefined;
+  let service: ServiceAccess | undefined = carry?.service;
+  let freshness: FreshnessReport | undefined = carry?.freshness;
   let freshnessSeen = 0; // bumps on every signal, so waits wake on news
+  let tunnelSeen = 0; // bumps on every tunnel report that changed something
   let offboardRequested = false;
-  let approvedKey: string | undefined;
+  let approved: { hostKeySha256: string; hop: SshHop } | undefined;
+  let changeSeq = carry?.changeSeq ?? 0;
+  const queue: ChangeRecord[] = [];
+  let v2 = false; // HOST_WATCH_V2_PATCH, decided when the watch starts
 
   upsertSearchAttributes([
     { key: HostIdKey, value: input.hostId },
@@ -121,6 +216,15 @@ export async function hostLifecycle(input: OnboardHostInput, options: HostLifecy
     upsertSearchAttributes([{ key: HostFreshnessKey, value: report.fresh ? 'fresh' : 'stale' }]);
     publish(); // signals come only on a change: one memo update per change
   });
+  setHandler(tunnelReportSignal, (r) => {
+    const ours = service?.tunnel?.tunnelId ?? status.onboarding?.tunnelId;
+    if (ours && r.tunnelId !== ours) return; // a keeper this host no longer uses
+    const prev = status.tunnel;
+    if (prev && prev.tunnelId === r.tunnelId && prev.state === r.state && prev.error?.type === r.error?.type) return;
+    status.tunnel = { tunnelId: r.tunnelId, state: r.state, since: now(), ...(r.error ? { error: r.error } : {}) };
+    tunnelSeen++;
+    publish();
+  });
   setHandler(
     offboardHostUpdate,
     () => {
@@ -129,14 +233,14 @@ export async function hostLifecycle(input: OnboardHostInput, options: HostLifecy
     },
     {
       validator: () => {
-        if (state.phase === 'offboarding' || state.phase === 'offboarded') throw new Error(`host ${input.hostId} is already ${state.phase}`);
+        if (state.phase === 'offboarding' || state.phase === 'offboarded' || offboardRequested) throw new Error(`host ${input.hostId} is already ${state.phase === 'offboarded' ? 'offboarded' : 'offboarding'}`);
       },
     },
   );
   setHandler(
     approveRepairHostKeyUpdate,
-    ({ hostKeySha256 }) => {
-      approvedKey = hostKeySha256;
+    ({ hostKeySha256, hop }) => {
+      approved = { hostKeySha256, hop: hop ?? status.waitingOn ?? 'target' };
       return { accepted: true as const };
     },
     {
@@ -145,40 +249,45 @@ export async function hostLifecycle(input: OnboardHostInput, options: HostLifecy
         if (!arg || typeof arg.hostKeySha256 !== 'string' || !FINGERPRINT_PATTERN.test(arg.hostKeySha256)) {
           throw new Error('hostKeySha256 must look like SHA256:<43 base64 characters>');
         }
+        const waiting = status.waitingOn ?? 'target';
+        if (arg.hop !== undefined && arg.hop !== waiting) throw new Error(`the ${waiting} is waiting, not the ${String(arg.hop)}`);
+        if (status.offeredHostKeySha256 && arg.hostKeySha256 !== status.offeredHostKeySha256) {
+          throw new Error(`approval does not match the key the ${waiting} offered (${status.offeredHostKeySha256})`);
+        }
       },
     },
   );
+  const changeable = () => {
+    if (offboardRequested) throw new Error(`host ${input.hostId} is offboarding`);
+    if (state.phase !== 'healthy' && state.phase !== 'degraded') throw new Error(`host ${input.hostId} can change when healthy or degraded, not ${state.phase}`);
+    if (queue.length > 0) throw new Error(`host ${input.hostId} has a change in flight (${queue[0].id})`);
+    if (!service) throw new Error(`host ${input.hostId} has no service login to change it with`);
+  };
+  const enqueue = (record: Omit<ChangeRecord, 'id' | 'requestedAtMs'>) => {
+    const id = `${record.kind === 'rotate-key' ? 'rotate' : 'change'}-${++changeSeq}`;
+    queue.push({ id, requestedAtMs: now(), ...record });
+    return { accepted: true as const, changeId: id };
+  };
+  setHandler(changeHostUpdate, (c) => enqueue({ kind: 'change', change: c }), {
+    validator: (c) => {
+      changeable();
+      const problem = changeProblem(c, agent.mode);
+      if (problem) throw new Error(problem);
+    },
+  });
+  setHandler(rotateKeyUpdate, () => enqueue({ kind: 'rotate-key' }), { validator: changeable });
 
-  // ---- stage 1: onboarding, as a child that reports its phases ----
-  const onboarded = await runOnboarding();
+  // ---- stage 1: onboarding, as a child that reports its phases (a continued run is past it) ----
+  const onboarded = carry ? state.phase !== 'failed' : await runOnboarding();
 
-  // ---- stage 2: watching and repairing ----
+  // ---- stage 2: watching, repairing, changing ----
   if (onboarded) {
-    moveTo('healthy');
-    let backoffMs = opts.repairBackoffMs;
-    while (!offboardRequested) {
-      const seen = freshnessSeen;
-      await condition(() => offboardRequested || freshnessSeen !== seen);
-      if (offboardRequested) break;
-      if (freshness?.fresh) {
-        if (state.phase === 'degraded') moveTo('healthy');
-        backoffMs = opts.repairBackoffMs;
-        continue;
-      }
-      // Stale: degraded with a name, then the ladder, then backoff (a fresh report or offboard cuts the wait short).
-      if (state.phase === 'healthy') moveTo('degraded', 'NoRecentPoints');
-      for (;;) {
-        const repaired = await repairOnce(state.reason ?? 'NoRecentPoints');
-        if (repaired || offboardRequested) break;
-        const waitFor = backoffMs;
-        backoffMs = Math.min(backoffMs * 2, opts.maxRepairBackoffMs);
-        const before = freshnessSeen;
-        await condition(() => offboardRequested || (freshnessSeen !== before && !!freshness?.fresh), waitFor);
-        if (offboardRequested || freshness?.fresh) {
-          if (freshness?.fresh && state.phase === 'degraded') moveTo('healthy');
-          break;
-        }
-      }
+    if (!carry) moveTo('healthy');
+    if ((await watch()) === 'continue') {
+      await condition(allHandlersFinished);
+      // The bootstrap secret is not needed any more: the next run holds only the service login.
+      const nextInput: OnboardHostInput = service ? { ...input, target: { ...input.target, credential: service.target.credential } } : input;
+      return continueAsNew<typeof hostLifecycle>(nextInput, options, { status, ...(service ? { service } : {}), ...(freshness ? { freshness } : {}), changeSeq });
     }
   } else if (!offboardRequested) {
     // A failed onboarding stays visible as failed until someone offboards (or posts the host again after that).
@@ -191,6 +300,81 @@ export async function hostLifecycle(input: OnboardHostInput, options: HostLifecy
   moveTo('offboarded');
   await condition(allHandlersFinished);
   return status;
+
+  /** The watch loop: acts on news only (a sweep's report, a tunnel report, a change); returns to offboard or continue. */
+  async function watch(): Promise<'offboard' | 'continue'> {
+    v2 = patched(HOST_WATCH_V2_PATCH);
+    let backoffMs = opts.repairBackoffMs;
+    while (!offboardRequested) {
+      if (v2 && queue.length === 0 && (workflowInfo().continueAsNewSuggested || workflowInfo().historyLength >= opts.historyEventsPerRun)) return 'continue';
+      const seenF = freshnessSeen;
+      const seenT = tunnelSeen;
+      const news = () => offboardRequested || queue.length > 0 || freshnessSeen !== seenF || tunnelSeen !== seenT;
+      const graceLeft = tunnelGraceLeft();
+      if (graceLeft === undefined) await condition(news);
+      else await condition(news, graceLeft);
+      if (offboardRequested) break;
+      if (queue.length > 0) {
+        await runChange(queue[0]);
+        queue.shift();
+        continue;
+      }
+      let reason = problem();
+      if (!reason) {
+        if (state.phase === 'degraded') moveTo('healthy');
+        backoffMs = opts.repairBackoffMs;
+        continue;
+      }
+      // Degraded with a name, then the ladder, then backoff (news that may have fixed it cuts the wait short).
+      if (state.phase === 'healthy') moveTo('degraded', reason);
+      for (;;) {
+        const repaired = await repairOnce(reason);
+        if (repaired || offboardRequested) break;
+        const waitFor = backoffMs;
+        backoffMs = Math.min(backoffMs * 2, opts.maxRepairBackoffMs);
+        const bf = freshnessSeen;
+        const bt = tunnelSeen;
+        await condition(
+          () => offboardRequested || queue.length > 0 || (freshnessSeen !== bf && !!freshness?.fresh) || (tunnelSeen !== bt && status.tunnel?.state === 'connected'),
+          waitFor,
+        );
+        if (offboardRequested || queue.length > 0) break;
+        const next = problem();
+        if (!next) {
+          if (state.phase === 'degraded') moveTo('healthy');
+          break;
+        }
+        reason = v2 ? next : (state.reason ?? next);
+      }
+    }
+    return 'offboard';
+  }
+
+  /** What is wrong now, from the last news: the tunnel refused or down past its grace, or no recent points. */
+  function problem(): DegradedReason | undefined {
+    const t = status.tunnel;
+    if (service?.tunnel && t && t.tunnelId === service.tunnel.tunnelId) {
+      if (t.state === 'refused') return t.error?.type === FailureType.HostKeyMismatch ? 'HostKeyMismatch' : 'TunnelDown';
+      if (t.state === 'down' && now() - t.since >= opts.tunnelDownGraceMs) return 'TunnelDown';
+    }
+    if (freshness && !freshness.fresh) return 'NoRecentPoints';
+    return undefined;
+  }
+
+  /** While a tunnel report says down and its grace has not run out: how long is left (a blip is not an outage). */
+  function tunnelGraceLeft(): number | undefined {
+    const t = status.tunnel;
+    if (!service?.tunnel || t?.state !== 'down' || t.tunnelId !== service.tunnel.tunnelId) return undefined;
+    const left = t.since + opts.tunnelDownGraceMs - now();
+    return left > 0 ? left : undefined;
+  }
+
+  /** Points were just seen: the host knows it is fresh without waiting for the next sweep. */
+  function sawPoints(lastPointAtMs: number | null) {
+    freshness = { fresh: true, lastPointAtMs, sweptAtMs: now() };
+    status.lastPointAtMs = lastPointAtMs;
+    if (v2) upsertSearchAttributes([{ key: HostFreshnessKey, value: 'fresh' }]);
+  }
 
   /** Runs `onboard/<hostId>`; true when it ended healthy. An offboard request cancels it (its steps are undone after). */
   async function runOnboarding(): Promise<boolean> {
@@ -228,57 +412,192 @@ export async function hostLifecycle(input: OnboardHostInput, options: HostLifecy
     return false;
   }
 
-  /** One pass of the repair ladder, each rung idempotent and in the record; true when fresh points are seen again. */
+  /**
+   * One pass of the repair ladder, each rung idempotent and recorded; true when fresh points are seen again.
+   * Tunnel (re-authorize its key if refused, restart it if down) → check the agent over SSH and start it →
+   * verify → still nothing: re-run the role → verify. A changed host key waits for an approval; an
+   * unreachable host stays degraded/HostUnreachable and is tried again after the backoff.
+   */
   async function repairOnce(reason: DegradedReason): Promise<boolean> {
     if (!service) return false;
     moveTo('repairing', reason);
     const startedAt = now();
     const svc = service;
+    const done: string[] = [];
     type Rung = 'ok' | 'failed' | 'host-key' | 'unreachable';
+    let hostKeyFailure: ReturnType<typeof errorOf> | undefined;
+    let failedAs: DegradedReason = reason;
     const rung = async (action: string, run: () => Promise<unknown>): Promise<Rung> => {
       try {
         await run();
+        done.push(action);
         return 'ok';
       } catch (err) {
         const e = errorOf(err);
         state.recordRepair({ atMs: now(), reason, action, outcome: 'failed', error: `${e.type}: ${e.message}` });
-        if (e.type === FailureType.HostKeyMismatch) return 'host-key';
+        if (v2) publish();
+        if (e.type === FailureType.HostKeyMismatch) {
+          hostKeyFailure = e;
+          return 'host-key';
+        }
         if (e.type === FailureType.HostUnreachable) return 'unreachable';
         return 'failed';
       }
     };
+    let verified: { lastPointAtMs: number | null } | undefined;
+    const verify = () =>
+      rung('verify fresh points', async () => {
+        verified = await repair.verifyMetrics({ hostId: input.hostId, sinceMs: startedAt, deadlineMs: opts.repairVerifyDeadlineMs });
+      });
+    const outputUrl = status.onboarding?.agent?.outputUrl ?? '';
+    const role = () => rung('re-run the agent role', () => repair.installAgent({ hostId: input.hostId, target: svc.target, agent, outputUrl, labels }));
+
     let outcome: Rung = 'ok';
     if (svc.tunnel) {
-      const t = svc.tunnel;
-      outcome = await rung('restart the tunnel', () => repair.ensureTunnel(t, { connectDeadlineMs: 60_000, hostId: input.hostId }));
-    }
-    if (outcome === 'ok' || outcome === 'failed') {
-      // Re-run the role: converges config and unit, and starts Telegraf if it died (idempotent).
-      const outputUrl = status.onboarding?.agent?.outputUrl ?? '';
-      outcome = await rung('re-run the agent role', () =>
-        repair.installAgent({ hostId: input.hostId, target: svc.target, agent: input.agent, outputUrl, labels: input.labels }),
-      );
-    }
-    if (outcome === 'ok') {
-      outcome = await rung('verify fresh points', () => repair.verifyMetrics({ hostId: input.hostId, sinceMs: startedAt, deadlineMs: opts.repairVerifyDeadlineMs }));
+      let t = svc.tunnel;
+      if (v2 && status.tunnel?.state === 'refused' && status.tunnel.error?.type === FailureType.AuthFailed) {
+        // The forward's key was refused (removed from the host?): issue a new one, as onboarding does.
+        outcome = await rung('re-authorize the forward key', async () => {
+          const onProxy = input.dataPath.kind === 'proxy';
+          const login = onProxy ? proxyLogin(input, svc.target) : svc.target;
+          const fk = await repair.authorizeForwardKey({ tunnelId: t.tunnelId, target: login, listen: t.bind, hop: onProxy ? 'via' : 'target' });
+          t = { ...t, ssh: { ...t.ssh, credential: { username: fk.username, privateKey: fk.privateKey } } };
+          service = { ...svc, tunnel: t };
+        });
+      }
       if (outcome === 'ok') {
-        state.recordRepair({ atMs: now(), reason, action: svc.tunnel ? 'tunnel + agent role' : 'agent role', outcome: 'repaired' });
-        moveTo('healthy');
-        return true;
+        const tunnel = t;
+        outcome = await rung(reason === 'TunnelDown' ? 'restart the tunnel' : 'ensure the tunnel', () =>
+          repair.ensureTunnel(tunnel, { connectDeadlineMs: 60_000, hostId: input.hostId, ...(v2 && reason === 'TunnelDown' ? { restart: true } : {}) }),
+        );
+        if (outcome === 'ok') status.tunnel = { tunnelId: tunnel.tunnelId, state: 'connected', since: now() };
+      }
+      if (v2 && outcome === 'failed') failedAs = 'TunnelDown';
+    }
+    if (!v2) {
+      // The ladder as runs before HOST_WATCH_V2_PATCH ran it: the role (converges config and unit, starts Telegraf), then verify.
+      if (outcome === 'ok' || outcome === 'failed') outcome = await role();
+      if (outcome === 'ok') outcome = await verify();
+    } else if (outcome === 'ok') {
+      let health: AgentHealth | undefined;
+      if (reason !== 'TunnelDown') {
+        outcome = await rung('check the agent', async () => {
+          const seen = await repair.checkAgent({ hostId: input.hostId, target: svc.target, restart: true });
+          health = seen;
+          status.agentHealth = seen;
+        });
+        if (health?.restarted) done[done.length - 1] = 'check the agent: started Telegraf';
+      }
+      const agentUp = outcome === 'ok' && (health === undefined || health.running);
+      if (agentUp) outcome = await verify();
+      if (outcome === 'failed' || (outcome === 'ok' && !agentUp)) {
+        if (!agentUp) failedAs = 'AgentDown';
+        outcome = await role();
+        if (outcome === 'ok') outcome = await verify();
       }
     }
+    if (outcome === 'ok') {
+      state.recordRepair({ atMs: now(), reason, action: v2 ? done.join(', ') : svc.tunnel ? 'tunnel + agent role' : 'agent role', outcome: 'repaired' });
+      sawPoints(verified?.lastPointAtMs ?? null);
+      moveTo('healthy');
+      return true;
+    }
     if (outcome === 'host-key') {
+      const d = hostKeyFailure?.details ?? {};
+      const hop: SshHop = d.hop === 'via' || d.hop === 'bastion' ? 'bastion' : 'target';
+      const offered = typeof d.offered === 'string' && FINGERPRINT_PATTERN.test(d.offered) ? d.offered : undefined;
+      const at = hop === 'bastion' ? svc.target.via ?? svc.target : svc.target;
+      const address = typeof d.address === 'string' ? d.address : at.address;
+      const port = typeof d.port === 'number' ? d.port : at.port;
+      status.waitingOn = hop;
+      if (offered) status.offeredHostKeySha256 = offered;
       moveTo('needs-host-key-approval');
-      await condition(() => approvedKey !== undefined || offboardRequested);
-      if (!approvedKey) return false;
-      const key = approvedKey;
-      approvedKey = undefined;
-      const tunnel = svc.tunnel && svc.tunnel.ssh.address === svc.target.address ? { ...svc.tunnel, ssh: { ...svc.tunnel.ssh, hostKeySha256: key } } : svc.tunnel;
-      service = { target: { ...svc.target, hostKeySha256: key }, ...(tunnel ? { tunnel } : {}) };
+      await condition(() => approved !== undefined || offboardRequested);
+      status.waitingOn = undefined;
+      status.offeredHostKeySha256 = undefined;
+      if (!approved) return false;
+      const key = approved.hostKeySha256;
+      approved = undefined;
+      // The new pin on every login that goes through that server: the service login, its bastion, the tunnel's.
+      const tunnel = svc.tunnel ? { ...svc.tunnel, ssh: repin(svc.tunnel.ssh, address, port, key) } : undefined;
+      service = { target: repin(svc.target, address, port, key), ...(tunnel ? { tunnel } : {}) };
+      if (status.onboarding) {
+        if (svc.target.address === address && svc.target.port === port) status.onboarding.hostKeySha256 = key;
+        if (svc.target.via && svc.target.via.address === address && svc.target.via.port === port) status.onboarding.bastionHostKeySha256 = key;
+      }
       return repairOnce('HostKeyMismatch');
     }
-    moveTo('degraded', outcome === 'unreachable' ? 'HostUnreachable' : reason);
+    moveTo('degraded', outcome === 'unreachable' ? 'HostUnreachable' : failedAs);
     return false;
+  }
+
+  /** A change or a key rotation, from healthy or degraded; the record says what came of it. */
+  async function runChange(record: ChangeRecord): Promise<void> {
+    status.changes = [...(status.changes ?? []), record].slice(-MAX_CHANGES);
+    moveTo('changing');
+    let healthyAfter = true;
+    try {
+      if (record.kind === 'rotate-key') {
+        await rotateKey(record);
+      } else {
+        healthyAfter = await changeAgent(record, record.change ?? {});
+      }
+    } catch (err) {
+      const e = errorOf(err);
+      record.outcome = 'failed';
+      record.error = `${e.type}: ${e.message}`;
+    }
+    record.endedAtMs = now();
+    if (healthyAfter) moveTo('healthy');
+    else moveTo('degraded', 'AgentDown');
+  }
+
+  /** Re-runs the role with the change and verifies points with it; back to the previous config when they do not come. */
+  async function changeAgent(record: ChangeRecord, c: HostChange): Promise<boolean> {
+    const svc = service!;
+    const outputUrl = status.onboarding?.agent?.outputUrl ?? '';
+    const previous = { agent, labels };
+    const next = applyChange(agent, labels, c);
+    const applyAndVerify = async (cfg: { agent: AgentOptions; labels?: Record<string, string> }) => {
+      const summary = await change.installAgent({ hostId: input.hostId, target: svc.target, agent: cfg.agent, outputUrl, labels: cfg.labels });
+      const tags = cfg.labels && Object.keys(cfg.labels).length > 0 ? { tags: cfg.labels } : {};
+      const seen = await change.verifyMetrics({ hostId: input.hostId, sinceMs: summary.agentStartedAtMs - START_SLACK_MS, deadlineMs: opts.changeVerifyDeadlineMs, ...tags });
+      if (status.onboarding) status.onboarding.agent = summary;
+      sawPoints(seen.lastPointAtMs);
+    };
+    try {
+      await applyAndVerify(next);
+      agent = next.agent;
+      labels = next.labels;
+      record.outcome = 'applied';
+      return true;
+    } catch (err) {
+      const e = errorOf(err);
+      record.error = `${e.type}: ${e.message}`;
+    }
+    try {
+      await applyAndVerify(previous);
+      record.outcome = 'rolled-back';
+      return true;
+    } catch (err) {
+      const e = errorOf(err);
+      record.outcome = 'failed';
+      record.error += `; rollback: ${e.type}: ${e.message}`;
+      return false;
+    }
+  }
+
+  /** A new cloudroot key, proven, in use; then every other login key of cloudroot goes. */
+  async function rotateKey(record: ChangeRecord): Promise<void> {
+    const svc = service!;
+    const added = await change.addCloudrootKey({ hostId: input.hostId, target: svc.target });
+    const target: SshTarget = { ...svc.target, credential: { username: added.username, privateKey: added.privateKey } };
+    // The new key logs in (addCloudrootKey proved it): from here on it is the host's service login.
+    service = { ...svc, target };
+    const retired = await change.retireCloudrootKeys({ hostId: input.hostId, target, keepPublicKeySha256: added.publicKeySha256 });
+    record.outcome = 'applied';
+    record.error = undefined;
+    log.info('cloudroot key rotated', { hostId: input.hostId, removed: retired.removed, publicKeySha256: added.publicKeySha256 });
   }
 
   /** The saga's compensations, each idempotent; what could not be cleaned is listed, never hidden. */
@@ -304,7 +623,7 @@ export async function hostLifecycle(input: OnboardHostInput, options: HostLifecy
       if (status.onboarding?.cloudrootUser) notCleaned.push('cloudroot: the service user exists but its key is unknown here');
       return notCleaned;
     }
-    await step('agent', () => offboard.uninstallAgent({ hostId: input.hostId, target: svc.target, agent: input.agent }));
+    await step('agent', () => offboard.uninstallAgent({ hostId: input.hostId, target: svc.target, agent }));
     // A proxy's forward key goes with its keeper: other hosts behind the same proxy may still use both.
     if (svc.tunnel && input.dataPath.kind === 'proxy' && tunnelStopped) {
       const proxy = proxyLogin(input, svc.target);

@@ -77,8 +77,8 @@ export interface HostStatus extends HostStateView {
   /** needs-host-key-approval during a repair: which hop offered which key. */
   waitingOn?: SshHop;
   offeredHostKeySha256?: string;
-  /** The agent options and labels in force now (changed by PATCH). */
-  agent?: AgentOptions;
+  /** The agent options and labels in force now (changed by PATCH); `onboarding.agent` is the install summary. */
+  agentConfig?: AgentOptions;
   labels?: Record<string, string>;
   changes?: ChangeRecord[];
 }

@@ -38,6 +38,21 @@ describe('host state transitions', () => {
     expect(s.view(3).since).toBe(3);
   });
 
+  it('a change or rotation starts only from healthy or degraded and ends healthy, degraded or offboarding', () => {
+    for (const p of HOST_PHASES) expect(TRANSITIONS[p].includes('changing')).toBe(p === 'healthy' || p === 'degraded');
+    expect([...TRANSITIONS.changing].sort()).toEqual(['degraded', 'healthy', 'offboarding']);
+  });
+
+  it('restores what a previous run handed over', () => {
+    const s = new HostState('healthy', 0);
+    s.moveTo('degraded', 10, 'TunnelDown');
+    s.recordRepair({ atMs: 11, reason: 'TunnelDown', action: 'restart the tunnel', outcome: 'failed', error: 'TunnelFailed: x' });
+    const r = HostState.restore(s.view(12));
+    expect(r.view(12)).toEqual(s.view(12));
+    r.moveTo('repairing', 13);
+    expect(r.reason).toBe('TunnelDown');
+  });
+
   it('says flapping after repeated repairs within an hour', () => {
     const s = new HostState('healthy', 0);
     for (let i = 0; i < FLAPPING_REPAIRS_PER_HOUR; i++) s.recordRepair({ atMs: 1000 * i, reason: 'NoRecentPoints', action: 'agent role', outcome: 'repaired' });

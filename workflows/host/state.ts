@@ -6,14 +6,14 @@ import type { OnboardingPhase } from '../contracts';
  * does not allow throws — a bug a test catches, never a phase an operator is shown.
  */
 
-export type HostPhase = OnboardingPhase | 'onboarding' | 'degraded' | 'repairing' | 'offboarding' | 'offboarded';
+export type HostPhase = OnboardingPhase | 'onboarding' | 'degraded' | 'repairing' | 'changing' | 'offboarding' | 'offboarded';
 
 /** Why a host that was healthy is not any more; each names what the watchers saw. */
 export type DegradedReason = 'NoRecentPoints' | 'TunnelDown' | 'HostKeyMismatch' | 'AgentDown' | 'HostUnreachable';
 
 export const HOST_PHASES: readonly HostPhase[] = [
   'onboarding', 'probing', 'creating-cloudroot', 'installing-agent', 'starting-tunnel', 'verifying', 'healthy',
-  'needs-credentials', 'needs-host-key-approval', 'failed', 'degraded', 'repairing', 'offboarding', 'offboarded',
+  'needs-credentials', 'needs-host-key-approval', 'failed', 'degraded', 'repairing', 'changing', 'offboarding', 'offboarded',
 ];
 
 const ONBOARDING: readonly HostPhase[] = ['onboarding', 'probing', 'creating-cloudroot', 'installing-agent', 'starting-tunnel', 'verifying'];
@@ -27,13 +27,15 @@ export const TRANSITIONS: Readonly<Record<HostPhase, readonly HostPhase[]>> = {
   'installing-agent': [...ONBOARDING, ...WAITING, 'healthy', 'failed', 'offboarding'],
   'starting-tunnel': [...ONBOARDING, ...WAITING, 'healthy', 'failed', 'offboarding'],
   verifying: [...ONBOARDING, ...WAITING, 'healthy', 'failed', 'offboarding'],
-  healthy: ['degraded', 'repairing', 'offboarding'],
+  healthy: ['degraded', 'repairing', 'changing', 'offboarding'],
   // A person answered: back to where the host was going (an onboarding step, or a repair).
   'needs-credentials': [...ONBOARDING, 'repairing', 'needs-host-key-approval', 'failed', 'offboarding'],
   'needs-host-key-approval': [...ONBOARDING, 'repairing', 'needs-credentials', 'failed', 'offboarding'],
   failed: ['onboarding', 'offboarding'],
-  degraded: ['repairing', 'healthy', 'needs-host-key-approval', 'needs-credentials', 'offboarding'],
+  degraded: ['repairing', 'healthy', 'changing', 'needs-host-key-approval', 'needs-credentials', 'offboarding'],
   repairing: ['healthy', 'degraded', 'needs-host-key-approval', 'needs-credentials', 'offboarding'],
+  // A change (PATCH) or a key rotation: verified → healthy; rolled back or failed → healthy or degraded, as the data says.
+  changing: ['healthy', 'degraded', 'offboarding'],
   offboarding: ['offboarded'],
   offboarded: [],
 };
@@ -78,6 +80,14 @@ export class HostState {
   constructor(initial: HostPhase, nowMs: number, private readonly onChange: (view: HostStateView) => void = () => undefined) {
     this.current = initial;
     this.sinceMs = nowMs;
+  }
+
+  /** The state a previous run handed over (continue-as-new): phase, reason, since and the repair log. */
+  static restore(view: HostStateView, onChange?: (view: HostStateView) => void): HostState {
+    const s = new HostState(view.phase, view.since, onChange);
+    s.why = view.reason;
+    s.log.push(...view.repairs.slice(-MAX_REPAIRS));
+    return s;
   }
 
   get phase(): HostPhase {
