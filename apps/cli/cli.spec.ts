@@ -25,7 +25,7 @@ async function fakeApi(states: HostView[], postStatus = 202, postBody: unknown =
     for await (const chunk of req) raw += chunk;
     seen.push({ method: req.method!, url: req.url!, auth: req.headers.authorization, body: raw ? JSON.parse(raw) : undefined });
     res.setHeader('Content-Type', 'application/json');
-    if (req.method === 'POST') {
+    if (req.method === 'POST' || req.method === 'PATCH') {
       res.statusCode = postStatus;
       return res.end(JSON.stringify(postBody));
     }
@@ -60,6 +60,20 @@ describe('progress view', () => {
   it('tells a waiting operator what to run', () => {
     const lines = renderTable({ id: 'web-1', phase: 'needs-host-key-approval', offeredHostKeySha256: 'SHA256:abc' });
     expect(lines.join('\n')).toContain('hosts approve-key web-1 SHA256:abc');
+  });
+
+  it('shows the last change or key rotation and how it ended', () => {
+    const base = { id: 'web-1', phase: 'healthy' };
+    expect(renderTable({ ...base, changes: [{ id: 'change-1', kind: 'change', change: { labels: {}, interval: '30s' } }] })).toContain('  change change-1 (labels, interval): running');
+    const rolledBack = renderTable({
+      ...base,
+      changes: [
+        { id: 'change-1', kind: 'change', endedAtMs: t0, outcome: 'applied' },
+        { id: 'change-2', kind: 'change', change: { agentVersion: '1.39.3-1' }, endedAtMs: t0, outcome: 'rolled-back', error: 'NoPoints:\n no points' },
+      ],
+    });
+    expect(rolledBack).toContain('  change change-2 (agentVersion): rolled-back: NoPoints: no points');
+    expect(renderTable({ ...base, changes: [{ id: 'rotate-key-3', kind: 'rotate-key', endedAtMs: t0, outcome: 'applied' }] })).toContain('  rotate-key rotate-key-3: applied');
   });
 
   it('reports only what changed, one line each', () => {
@@ -120,7 +134,70 @@ describe('agent-onboarding CLI', () => {
     }
   });
 
+  it('hosts change: labels, interval, agent mode and version in one PATCH; the change id on stderr', async () => {
+    const api = await fakeApi([healthy], 202, { accepted: true, changeId: 'change-1', statusUrl: '/v1/hosts/web-1' });
+    try {
+      const { io, out, err } = memoryIo('', { AO_API_URL: api.url, AO_API_TOKEN: 'tok-0123456789abcdef' });
+      const argv = ['hosts', 'change', 'web-1', '--label', 'env=prod', '--label', 'team=a=b', '--interval', '30s', '--agent-mode', 'repo', '--agent-version', '1.39.3-1'];
+      expect(await main(argv, io)).toBe(0);
+      expect(api.seen).toEqual([
+        {
+          method: 'PATCH',
+          url: '/v1/hosts/web-1',
+          auth: 'Bearer tok-0123456789abcdef',
+          body: { labels: { env: 'prod', team: 'a=b' }, interval: '30s', agentMode: 'repo', agentVersion: '1.39.3-1' },
+        },
+      ]);
+      expect(err()).toContain('change-1 accepted for web-1');
+      expect(out()).toBe('');
+
+      const cleared = memoryIo('', { AO_API_URL: api.url });
+      expect(await main(['hosts', 'change', 'web-1', '--clear-labels', '--json'], cleared.io)).toBe(0);
+      expect(api.seen[1]).toMatchObject({ method: 'PATCH', body: { labels: {} } });
+      expect(JSON.parse(cleared.out())).toEqual({ accepted: true, changeId: 'change-1', statusUrl: '/v1/hosts/web-1' });
+
+      expect(await main(['hosts', 'change', 'web-1', '--agent-version', ''], memoryIo('', { AO_API_URL: api.url }).io)).toBe(0);
+      expect(api.seen[2].body).toEqual({ agentVersion: '' }); // unpin
+    } finally {
+      await api.close();
+    }
+  });
+
+  it('hosts rotate-key: a POST without a body', async () => {
+    const api = await fakeApi([healthy], 202, { accepted: true, changeId: 'rotate-key-2', statusUrl: '/v1/hosts/web-1' });
+    try {
+      const { io, err } = memoryIo('', { AO_API_URL: api.url });
+      expect(await main(['hosts', 'rotate-key', 'web-1'], io)).toBe(0);
+      expect(api.seen).toEqual([{ method: 'POST', url: '/v1/hosts/web-1/rotate-key', auth: undefined, body: undefined }]);
+      expect(err()).toContain('rotate-key-2 accepted for web-1');
+    } finally {
+      await api.close();
+    }
+  });
+
+  it('a change the host refuses is exit 1 with its reason', async () => {
+    const api = await fakeApi([healthy], 409, { statusCode: 409, code: 'CONFLICT', message: 'change change-1 is still in progress' });
+    try {
+      const { io, err } = memoryIo('', { AO_API_URL: api.url });
+      expect(await main(['hosts', 'change', 'web-1', '--interval', '1m'], io)).toBe(1);
+      expect(err()).toContain('error 409 CONFLICT: change change-1 is still in progress');
+      const rotate = memoryIo('', { AO_API_URL: api.url });
+      expect(await main(['hosts', 'rotate-key', 'web-1'], rotate.io)).toBe(1);
+      expect(rotate.err()).toContain('error 409 CONFLICT');
+    } finally {
+      await api.close();
+    }
+  });
+
   it.each([
+    [['hosts', 'change', 'web-1']],
+    [['hosts', 'change', '--interval', '30s']],
+    [['hosts', 'change', 'web-1', 'web-2', '--interval', '30s']],
+    [['hosts', 'change', 'web-1', '--label', 'novalue']],
+    [['hosts', 'change', 'web-1', '--label', 'a=b', '--clear-labels']],
+    [['hosts', 'change', 'web-1', '--version', '1']],
+    [['hosts', 'rotate-key']],
+    [['hosts', 'rotate-key', 'web-1', 'web-2']],
     [['hosts', 'add', '--address', 'h', '--user', 'a', '--password', 'on-argv']],
     [['hosts', 'add', '--address', 'h', '--user', 'a']],
     [['hosts', 'add', '--address', 'h', '--user', 'a', '--password-stdin', '--key-file', '/dev/null']],

@@ -26,6 +26,10 @@ const USAGE = `usage: agent-onboarding <command>
   hosts show ID
   hosts watch ID                      follow an onboarding until it is healthy, failed or waiting for you
   hosts remove ID                     offboard: stop its tunnel, uninstall Telegraf, remove cloudroot
+  hosts change ID [--label KEY=VALUE]… [--clear-labels] [--interval 30s] [--agent-mode artifact|repo] [--agent-version V]
+                                      change a healthy host's agent (--label replaces all labels; --agent-version "" unpins);
+                                      it re-runs the role, verifies, rolls back if no points arrive (\`hosts show\`: changes)
+  hosts rotate-key ID                 give cloudroot a new key; the old one goes once the new one is proven
   hosts credentials ID --user USER (--password-stdin | --key-file FILE [--passphrase-stdin]) [--hop target|bastion]
   hosts approve-key ID SHA256:… [--hop target|bastion]   --hop: whose login/key (default: the one waiting)
   tunnels list
@@ -197,6 +201,47 @@ async function hostsAdd(api: ApiClient, io: Io, args: string[]): Promise<number>
   return values.wait ? watch(api, io, accepted.id) : 0;
 }
 
+async function hostsChange(api: ApiClient, io: Io, args: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args,
+    options: {
+      label: { type: 'string', multiple: true },
+      'clear-labels': { type: 'boolean' },
+      interval: { type: 'string' },
+      'agent-mode': { type: 'string' },
+      'agent-version': { type: 'string' },
+      json: { type: 'boolean' },
+    },
+    allowPositionals: true,
+    strict: true,
+  });
+  if (positionals.length !== 1) throw new UsageError('hosts change needs exactly one host id');
+  const [id] = positionals;
+  const body: Record<string, unknown> = {};
+  const labels = parseLabels(values.label);
+  if (labels && values['clear-labels']) throw new UsageError('give --label or --clear-labels, not both');
+  if (labels) body.labels = labels;
+  if (values['clear-labels']) body.labels = {};
+  if (values.interval !== undefined) body.interval = values.interval;
+  if (values['agent-mode'] !== undefined) body.agentMode = values['agent-mode'];
+  if (values['agent-version'] !== undefined) body.agentVersion = values['agent-version'];
+  if (Object.keys(body).length === 0) throw new UsageError('hosts change needs at least one of --label, --clear-labels, --interval, --agent-mode, --agent-version');
+  const accepted = await api.patch<ChangeAccepted>(`/v1/hosts/${encodeURIComponent(id)}`, body);
+  return changeAccepted(io, id, accepted, values.json);
+}
+
+interface ChangeAccepted {
+  accepted: boolean;
+  changeId: string;
+  statusUrl: string;
+}
+
+function changeAccepted(io: Io, id: string, accepted: ChangeAccepted, json: boolean | undefined): number {
+  if (json) printJson(io, accepted);
+  else io.stderr.write(`${accepted.changeId} accepted for ${id}; \`hosts show ${id}\` shows its outcome\n`);
+  return 0;
+}
+
 async function hostsCredentials(api: ApiClient, io: Io, args: string[]): Promise<number> {
   const { values, positionals } = parseArgs({ args, options: { ...LOGIN_FLAGS, hop: { type: 'string' } }, allowPositionals: true, strict: true });
   const [id] = positionals;
@@ -262,6 +307,14 @@ export async function run(argv: string[], io: Io): Promise<number> {
       await api.request('DELETE', `/v1/hosts/${encodeURIComponent(positionals[0])}`);
       io.stderr.write(`offboarding ${positionals[0]}; \`hosts show ${positionals[0]}\` says when it is offboarded\n`);
       return 0;
+    }
+    case 'hosts change':
+      return hostsChange(api, io, rest);
+    case 'hosts rotate-key': {
+      const { values, positionals } = simple();
+      if (positionals.length !== 1) throw new UsageError('hosts rotate-key needs exactly one host id');
+      const accepted = await api.request<ChangeAccepted>('POST', `/v1/hosts/${encodeURIComponent(positionals[0])}/rotate-key`);
+      return changeAccepted(io, positionals[0], accepted, values.json);
     }
     case 'hosts approve-key': {
       const { values, positionals } = parseArgs({ args: rest, options: { hop: { type: 'string' } }, allowPositionals: true, strict: true });

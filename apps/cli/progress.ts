@@ -23,6 +23,8 @@ export interface HostView {
   waitingOn?: 'target' | 'bastion';
   activities?: Array<{ activityType: string; attempt: number; lastFailure?: { type?: string; message: string } }>;
   tunnel?: { id: string; state: string };
+  /** Changes and key rotations (PATCH, rotate-key), newest last. */
+  changes?: Array<{ id: string; kind: string; change?: Record<string, unknown>; endedAtMs?: number; outcome?: string; error?: string }>;
 }
 
 const STEP_ORDER = ['probe', 'cloudroot', 'install-agent', 'tunnel', 'verify'];
@@ -52,6 +54,12 @@ export function renderTable(host: HostView, nowMs = Date.now()): string[] {
   const retrying = (host.activities ?? []).find((a) => a.attempt > 1 && a.lastFailure);
   if (retrying) lines.push(`  retrying ${retrying.activityType} (attempt ${retrying.attempt}): ${oneLine(retrying.lastFailure!.message)}`);
   if (host.tunnel) lines.push(`  tunnel ${host.tunnel.id}: ${host.tunnel.state}`);
+  const last = host.changes?.[host.changes.length - 1];
+  if (last) {
+    const what = last.kind === 'change' && last.change ? ` (${Object.keys(last.change).join(', ')})` : '';
+    const outcome = last.endedAtMs === undefined ? 'running' : (last.outcome ?? 'ended');
+    lines.push(`  ${last.kind} ${last.id}${what}: ${outcome}${last.error ? `: ${oneLine(last.error)}` : ''}`);
+  }
   const bastion = host.waitingOn === 'bastion';
   const hop = bastion ? ' --hop bastion' : '';
   if (host.phase === 'needs-credentials') {

@@ -34,7 +34,7 @@ describe('API auth, codec server, headers', () => {
       expect(res.body.code).toBe('UNAUTHENTICATED');
     });
 
-    it('viewer may read but not change: POST and DELETE → 403 FORBIDDEN', async () => {
+    it('viewer may read but not change: POST, PATCH and DELETE → 403 FORBIDDEN', async () => {
       const post = await http().post('/v1/hosts').set(bearer(VIEWER_TOKEN)).send(validHost);
       expect(post.status).toBe(403);
       expect(post.body.code).toBe('FORBIDDEN');
@@ -42,6 +42,10 @@ describe('API auth, codec server, headers', () => {
       expect(del.status).toBe(403);
       const approve = await http().post('/v1/hosts/h-1/host-key/approve').set(bearer(VIEWER_TOKEN)).send({});
       expect(approve.status).toBe(403);
+      const change = await http().patch('/v1/hosts/h-1').set(bearer(VIEWER_TOKEN)).send({ interval: '30s' });
+      expect(change.status).toBe(403);
+      const rotate = await http().post('/v1/hosts/h-1/rotate-key').set(bearer(VIEWER_TOKEN));
+      expect(rotate.status).toBe(403);
       // A GET passes auth and reaches validation.
       const get = await http().get('/v1/hosts?phase=bogus').set(bearer(VIEWER_TOKEN));
       expect(get.status).toBe(400);

@@ -9,11 +9,12 @@ import { freePort } from '../../apps/devstack/processes';
 import { startTemporalDevServer, type TemporalDevServer } from '../../apps/devstack/services';
 import { dataConverterFor } from '../../lib/temporal';
 import { workflowIds, type OnboardHostInput } from '../../workflows/contracts';
+import type { HostStatus } from '../../workflows/host/messages';
 import { TunnelIdKey } from '../../workflows/search-attributes';
 import { eventually, uniqueName } from '../support/stack';
 import '../support/quiet-runtime';
 import { fakeActivities } from './fake-activities';
-import { OFFERED_KEY } from './fake-workflows';
+import { fakeHostEntity, finishChangeSignal, OFFERED_KEY } from './fake-workflows';
 import { bearer, OPERATOR_TOKEN, startTestApp, VIEWER_TOKEN, WORKER_KEYRING, type TestApp } from './harness';
 
 // The API against a real Temporal dev server (the jest globalSetup's, or our own when run without it)
@@ -180,6 +181,128 @@ describe('API against Temporal', () => {
 
     await tunnel.executeUpdate('stop');
     await t.client.workflow.getHandle(`host/${hostId}`).terminate('test cleanup');
+  });
+
+  /** A host entity past onboarding (the stand-in keeps the real one's memo and change rules). */
+  async function startHost(hostId: string, over: Partial<HostStatus> & Record<string, unknown> = {}) {
+    const status: HostStatus = {
+      hostId,
+      address: '10.213.7.20',
+      phase: 'healthy',
+      since: 1_700_000_000_000,
+      repairs: [],
+      repairsLastHour: 0,
+      flapping: false,
+      onboarding: { hostId, address: '10.213.7.20', phase: 'healthy', steps: [], hostKeySha256: OFFERED_KEY },
+      ...over,
+    };
+    return t.client.workflow.start(fakeHostEntity, { args: [status], taskQueue, workflowId: workflowIds.host(hostId) });
+  }
+
+  it('changes a host and rotates its key: 202 with a change id, 409 when the host refuses, GET shows what is in force', async () => {
+    const hostId = uniqueName('chg').toLowerCase();
+    const handle = await startHost(hostId, {
+      tunnel: { tunnelId: hostId, state: 'down', since: 1_700_000_000_500, error: { type: 'TunnelFailed', message: 'connection reset' } },
+      agentHealth: { manager: 'systemd', running: true, state: 'active/running', restarted: true, checkedAtMs: 1_700_000_000_900, debugDump: 'NOT-FOR-THE-API' } as HostStatus['agentHealth'],
+      agent: { mode: 'artifact', interval: '10s' },
+      labels: { env: 'test' },
+      // What the real entity also keeps in its status must never reach a reader.
+      service: { target: { credential: { username: 'cloudroot', privateKey: { sealed: 'v2.k1.SEALED-MARKER.a.b' } } } },
+    });
+    const get = () => http().get(`/v1/hosts/${hostId}`).set(viewer);
+
+    const before = await eventually(async () => {
+      const res = await get();
+      return res.body.source === 'memo' ? res : undefined;
+    });
+    expect(before.body).toMatchObject({
+      phase: 'healthy',
+      workflowId: `host/${hostId}`,
+      tunnelReport: { tunnelId: hostId, state: 'down', since: 1_700_000_000_500, error: { type: 'TunnelFailed', message: 'connection reset' } },
+      agentHealth: { manager: 'systemd', running: true, state: 'active/running', restarted: true, checkedAtMs: 1_700_000_000_900 },
+      agentConfig: { mode: 'artifact', interval: '10s' },
+      labels: { env: 'test' },
+      changes: [],
+      hostKeySha256: OFFERED_KEY,
+    });
+    expect(before.text).not.toMatch(/SEALED-MARKER|sealed|NOT-FOR-THE-API|cloudroot/);
+
+    const patched = await http().patch(`/v1/hosts/${hostId}`).set(op).send({ interval: '30s', labels: { env: 'prod', team: 'db' } });
+    expect(patched.status).toBe(202);
+    expect(patched.body).toEqual({ accepted: true, changeId: 'change-1', statusUrl: `/v1/hosts/${hostId}` });
+    expect(patched.headers.location).toBe(`/v1/hosts/${hostId}`);
+    // The cached answer was dropped: the very next read has the change.
+    const inFlight = await get();
+    expect(inFlight.body.changes).toEqual([{ id: 'change-1', kind: 'change', requestedAtMs: expect.any(Number), change: { interval: '30s', labels: { env: 'prod', team: 'db' } } }]);
+
+    // One at a time: the host's validator refuses, and says why.
+    for (const req of [http().patch(`/v1/hosts/${hostId}`).send({ interval: '1m' }), http().post(`/v1/hosts/${hostId}/rotate-key`)]) {
+      const res = await req.set(op);
+      expect({ status: res.status, code: res.body.code }).toEqual({ status: 409, code: 'CONFLICT' });
+      expect(res.body.message).toContain('change-1 is still in progress');
+    }
+
+    await handle.signal(finishChangeSignal, { outcome: 'applied' });
+    const applied = await eventually(async () => {
+      const res = await get();
+      return res.body.changes?.[0]?.outcome === 'applied' ? res : undefined;
+    });
+    expect(applied.body).toMatchObject({ agentConfig: { mode: 'artifact', interval: '30s' }, labels: { env: 'prod', team: 'db' } });
+    expect(applied.body.changes[0]).toMatchObject({ id: 'change-1', endedAtMs: expect.any(Number) });
+
+    // agentVersion alone passes the API (it cannot know the host's mode); the artifact-mode host refuses it.
+    const version = await http().patch(`/v1/hosts/${hostId}`).set(op).send({ agentVersion: '1.39.3-1' });
+    expect({ status: version.status, code: version.body.code }).toEqual({ status: 409, code: 'CONFLICT' });
+    expect(version.body.message).toContain('agentVersion needs repo mode');
+    const repo = await http().patch(`/v1/hosts/${hostId}`).set(op).send({ agentMode: 'repo', agentVersion: '1.39.3-1' });
+    expect(repo.status).toBe(202);
+    expect(repo.body.changeId).toBe('change-2');
+    await handle.signal(finishChangeSignal, { outcome: 'rolled-back', error: 'NoPoints: no points within 120 s' });
+    const rolledBack = await eventually(async () => {
+      const res = await get();
+      return res.body.changes?.[1]?.outcome ? res : undefined;
+    });
+    expect(rolledBack.body.changes[1]).toMatchObject({ kind: 'change', outcome: 'rolled-back', error: 'NoPoints: no points within 120 s', change: { agentMode: 'repo', agentVersion: '1.39.3-1' } });
+    expect(rolledBack.body.agentConfig).toEqual({ mode: 'artifact', interval: '30s' });
+
+    const rotate = await http().post(`/v1/hosts/${hostId}/rotate-key`).set(op);
+    expect(rotate.status).toBe(202);
+    expect(rotate.body).toEqual({ accepted: true, changeId: 'rotate-key-3', statusUrl: `/v1/hosts/${hostId}` });
+    expect(rotate.headers.location).toBe(`/v1/hosts/${hostId}`);
+    expect((await get()).body.changes[2]).toEqual({ id: 'rotate-key-3', kind: 'rotate-key', requestedAtMs: expect.any(Number) });
+    await handle.signal(finishChangeSignal, { outcome: 'applied' });
+
+    // Offboarding: the host refuses; once its run has ended, the API says so.
+    expect((await http().delete(`/v1/hosts/${hostId}`).set(op)).status).toBe(202);
+    const offboarding = await http().patch(`/v1/hosts/${hostId}`).set(op).send({ interval: '1m' });
+    expect({ status: offboarding.status, code: offboarding.body.code }).toEqual({ status: 409, code: 'CONFLICT' });
+    expect(offboarding.body.message).toContain('is offboarding');
+    await handle.terminate('test cleanup');
+    for (const req of [http().patch(`/v1/hosts/${hostId}`).send({ interval: '1m' }), http().post(`/v1/hosts/${hostId}/rotate-key`)]) {
+      const res = await req.set(op);
+      expect({ status: res.status, code: res.body.code, message: res.body.message }).toEqual({ status: 409, code: 'CONFLICT', message: 'the workflow is not running (TERMINATED)' });
+    }
+  });
+
+  it('a host waiting on a person after a repair shows who and which key, and refuses changes; unknown hosts are 404', async () => {
+    const hostId = uniqueName('wait').toLowerCase();
+    const handle = await startHost(hostId, { phase: 'needs-host-key-approval', waitingOn: 'bastion', offeredHostKeySha256: OFFERED_KEY });
+    const waiting = await eventually(async () => {
+      const res = await http().get(`/v1/hosts/${hostId}`).set(viewer);
+      return res.body.source === 'memo' ? res : undefined;
+    });
+    expect(waiting.body).toMatchObject({ phase: 'needs-host-key-approval', waitingOn: 'bastion', offeredHostKeySha256: OFFERED_KEY });
+    for (const req of [http().patch(`/v1/hosts/${hostId}`).send({ labels: {} }), http().post(`/v1/hosts/${hostId}/rotate-key`)]) {
+      const res = await req.set(op);
+      expect({ status: res.status, code: res.body.code }).toEqual({ status: 409, code: 'CONFLICT' });
+      expect(res.body.message).toContain('only a healthy or degraded host changes');
+    }
+    await handle.terminate('test cleanup');
+
+    for (const req of [http().patch('/v1/hosts/no-such-host-here').send({ interval: '10s' }), http().post('/v1/hosts/no-such-host-here/rotate-key')]) {
+      const res = await req.set(op);
+      expect({ status: res.status, code: res.body.code }).toEqual({ status: 404, code: 'HOST_NOT_FOUND' });
+    }
   });
 
   it('pages with the server’s next-page tokens', async () => {

@@ -1,5 +1,5 @@
 import request from 'supertest';
-import { bearer, deadAddress, OPERATOR_TOKEN, startTestApp, type TestApp } from './harness';
+import { bearer, deadAddress, OPERATOR_TOKEN, startTestApp, VIEWER_TOKEN, type TestApp } from './harness';
 import { generateEd25519 } from '../../activities/ssh/keys';
 
 // Validation must answer before Temporal is touched: the client points at a port where nothing listens,
@@ -184,6 +184,61 @@ const rows: Row[] = [
   { name: 'body too large', body: { ...base, password: 'p'.repeat(200_000) }, status: 413, code: 'PAYLOAD_TOO_LARGE' },
 ];
 
+const CTL = 'ctl-\u0007';
+/** PATCH /v1/hosts/:id: every field with bad values; `fields` must be named. */
+const changeRows: Array<{ name: string; body?: unknown; raw?: string; fields: string[] }> = [
+  { name: 'empty body', body: {}, fields: ['(body)'] },
+  { name: 'unknown field', body: { interval: '10s', hostId: 'other' }, fields: ['hostId'] },
+  { name: 'unknown field only', body: { address: '10.213.1.6' }, fields: ['address'] },
+  { name: 'body is an array', body: [{ interval: '10s' }], fields: [] },
+  // labels: replace-all map, the onboarding's rules
+  { name: 'labels null', body: { labels: null }, fields: ['labels'] },
+  { name: 'labels an array', body: { labels: ['env=prod'] }, fields: ['labels'] },
+  { name: 'labels a string', body: { labels: 'env=prod' }, fields: ['labels'] },
+  { name: 'label value a number', body: { labels: { env: 1 } }, fields: ['labels'] },
+  { name: 'label value {{ }}', body: { labels: { env: '{{ lookup("pipe","id") }}' } }, fields: ['labels'] },
+  { name: 'label key {% %}', body: { labels: { '{% if 1 %}': 'x' } }, fields: ['labels'] },
+  { name: 'label value shell', body: { labels: { env: '$(id);`id`|sh' } }, fields: ['labels'] },
+  { name: 'label value control char', body: { labels: { env: CTL } }, fields: ['labels'] },
+  { name: 'label value newline', body: { labels: { env: 'a\nb' } }, fields: ['labels'] },
+  { name: 'label value too long', body: { labels: { env: 'v'.repeat(256) } }, fields: ['labels'] },
+  { name: 'label key too long', body: { labels: { ['k'.repeat(64)]: 'v' } }, fields: ['labels'] },
+  { name: 'label key reserved', body: { labels: { host_id: 'x' } }, fields: ['labels'] },
+  { name: 'too many labels', body: { labels: Object.fromEntries(Array.from({ length: 33 }, (_, i) => [`k${i}`, 'v'])) }, fields: ['labels'] },
+  {
+    name: 'label key __proto__',
+    raw: '{"labels":{"__proto__":{"x":"y"}}}',
+    fields: ['labels.__proto__'],
+  },
+  // interval: a Telegraf duration
+  { name: 'interval null', body: { interval: null }, fields: ['interval'] },
+  { name: 'interval a number', body: { interval: 30 }, fields: ['interval'] },
+  { name: 'interval without unit', body: { interval: '30' }, fields: ['interval'] },
+  { name: 'interval zero', body: { interval: '0s' }, fields: ['interval'] },
+  { name: 'interval {{ }}', body: { interval: '{{ 10 }}s' }, fields: ['interval'] },
+  { name: 'interval {% %}', body: { interval: '{% raw %}10s' }, fields: ['interval'] },
+  { name: 'interval shell', body: { interval: '10s; id' }, fields: ['interval'] },
+  { name: 'interval control char', body: { interval: '10s\u0000' }, fields: ['interval'] },
+  { name: 'interval too long', body: { interval: `${'1'.repeat(40)}s` }, fields: ['interval'] },
+  // agentMode
+  { name: 'agentMode unknown', body: { agentMode: 'curl|sh' }, fields: ['agentMode'] },
+  { name: 'agentMode null', body: { agentMode: null }, fields: ['agentMode'] },
+  { name: 'agentMode a number', body: { agentMode: 1 }, fields: ['agentMode'] },
+  { name: 'agentMode {{ }}', body: { agentMode: '{{ mode }}' }, fields: ['agentMode'] },
+  // agentVersion: repo mode only, a package version
+  { name: 'agentVersion with agentMode artifact', body: { agentMode: 'artifact', agentVersion: '1.39.3-1' }, fields: ['agentVersion'] },
+  { name: 'agentVersion null', body: { agentVersion: null }, fields: ['agentVersion'] },
+  { name: 'agentVersion a number', body: { agentMode: 'repo', agentVersion: 1.39 }, fields: ['agentVersion'] },
+  { name: 'agentVersion a glob', body: { agentMode: 'repo', agentVersion: '1.*' }, fields: ['agentVersion'] },
+  { name: 'agentVersion {{ }}', body: { agentMode: 'repo', agentVersion: '1.{{ x }}' }, fields: ['agentVersion'] },
+  { name: 'agentVersion {% %}', body: { agentMode: 'repo', agentVersion: '1{% if 1 %}{% endif %}' }, fields: ['agentVersion'] },
+  { name: 'agentVersion shell', body: { agentMode: 'repo', agentVersion: '1.0; apt-get remove -y sshd' }, fields: ['agentVersion'] },
+  { name: 'agentVersion space', body: { agentMode: 'repo', agentVersion: '1.0 2.0' }, fields: ['agentVersion'] },
+  { name: 'agentVersion control char', body: { agentMode: 'repo', agentVersion: '1.0\u001b[31m' }, fields: ['agentVersion'] },
+  { name: 'agentVersion too long', body: { agentMode: 'repo', agentVersion: '1'.repeat(65) }, fields: ['agentVersion'] },
+  { name: 'several fields at once', body: { interval: 'soon', agentMode: 'apt', labels: { env: '"' } }, fields: ['interval', 'agentMode', 'labels'] },
+];
+
 describe('POST /v1/hosts rejects malformed bodies before touching Temporal', () => {
   let t: TestApp;
   let startSpy: jest.SpyInstance;
@@ -264,5 +319,82 @@ describe('POST /v1/hosts rejects malformed bodies before touching Temporal', () 
     const res = await request(t.app.getHttpServer()).get('/v1/nothing-here').set(bearer(OPERATOR_TOKEN));
     expect(res.status).toBe(404);
     expect(res.body.code).toBe('NOT_FOUND');
+  });
+});
+
+describe('PATCH /v1/hosts/:id and POST /v1/hosts/:id/rotate-key validate before touching Temporal', () => {
+  let t: TestApp;
+  let updateCalls: number;
+  const http = () => request(t.app.getHttpServer());
+
+  beforeAll(async () => {
+    t = await startTestApp(await deadAddress(), { timeouts: { rpcMs: 1_000, queryMs: 500, updateMs: 1_000 } });
+    updateCalls = 0;
+    const getHandle = t.client.workflow.getHandle.bind(t.client.workflow);
+    jest.spyOn(t.client.workflow, 'getHandle').mockImplementation(((...args: Parameters<typeof getHandle>) => {
+      const handle = getHandle(...args);
+      const executeUpdate = handle.executeUpdate.bind(handle);
+      return Object.assign(handle, {
+        executeUpdate: (...a: Parameters<typeof executeUpdate>) => {
+          updateCalls++;
+          return executeUpdate(...a);
+        },
+      });
+    }) as never);
+  });
+  afterAll(() => t?.close());
+
+  it.each(changeRows.map((r) => [r.name, r] as const))('PATCH %s → 400 naming the field', async (_name, row) => {
+    const req = http().patch('/v1/hosts/web-1').set(bearer(OPERATOR_TOKEN));
+    const res = row.raw !== undefined ? await req.set('Content-Type', 'application/json').send(row.raw) : await req.send(row.body as object);
+    expect({ status: res.status, code: res.body.code }).toEqual({ status: 400, code: 'VALIDATION_FAILED' });
+    const fields = res.body.errors.map((e: { field: string }) => e.field);
+    for (const field of row.fields) expect(fields).toContain(field);
+    for (const e of res.body.errors) expect(Object.keys(e.constraints).length).toBeGreaterThan(0);
+    // Never the value: no template, shell or control text comes back.
+    expect(res.text).not.toMatch(/lookup|if 1|`id`|\{\{ (10|mode|x)|raw %|10s; id|apt-get/);
+    // eslint-disable-next-line no-control-regex -- looking for echoed control characters
+    expect(res.text).not.toMatch(/[\u0000-\u0008\u000b\u000c\u000e-\u001f]/);
+  });
+
+  it('names why: template syntax, the at-least-one rule, agentVersion only with repo', async () => {
+    const constraints = async (body: object) => {
+      const res = await http().patch('/v1/hosts/web-1').set(bearer(OPERATOR_TOKEN)).send(body);
+      return Object.assign({}, ...res.body.errors.map((e: { constraints: object }) => e.constraints)) as Record<string, string>;
+    };
+    expect(await constraints({ interval: '{{ x }}' })).toMatchObject({ noTemplateSyntax: expect.stringMatching(/^interval must not contain template syntax/) });
+    expect(await constraints({})).toEqual({ atLeastOneField: 'the body must set at least one of labels, interval, agentMode, agentVersion' });
+    expect(await constraints({ agentMode: 'artifact', agentVersion: '1.39.3-1' })).toEqual({ onlyWhen: 'agentVersion is only valid with agentMode "repo"' });
+  });
+
+  it('valid bodies reach Temporal (nothing listens here: 503/504), path ids are checked, viewers are refused', async () => {
+    const before = updateCalls;
+    for (const body of [
+      { labels: {} },
+      { labels: { env: 'prod', 'team/db': 'a b:c@d' } },
+      { interval: '500ms' },
+      { agentMode: 'repo' },
+      { agentMode: 'repo', agentVersion: '1.39.3-1' },
+      { agentVersion: '' }, // unpin; whether the host is in repo mode is the host's to say
+      { agentVersion: '1.39.3-1~deb12u1' },
+    ]) {
+      const res = await http().patch('/v1/hosts/web-1').set(bearer(OPERATOR_TOKEN)).send(body);
+      expect({ body, status: res.status, code: res.body.code }).toEqual({ body, status: expect.any(Number), code: expect.stringMatching(/^TEMPORAL_(UNAVAILABLE|TIMEOUT)$/) });
+    }
+    const rotate = await http().post('/v1/hosts/web-1/rotate-key').set(bearer(OPERATOR_TOKEN));
+    expect(rotate.body.code).toMatch(/^TEMPORAL_(UNAVAILABLE|TIMEOUT)$/);
+    expect(updateCalls - before).toBe(8);
+
+    const calls = updateCalls;
+    const badId = await http().patch('/v1/hosts/UPPER..case').set(bearer(OPERATOR_TOKEN)).send({ interval: '10s' });
+    expect(badId.status).toBe(400);
+    expect(badId.body.errors.map((e: { field: string }) => e.field)).toContain('id');
+    const badRotateId = await http().post(`/v1/hosts/${encodeURIComponent('{{x}}')}/rotate-key`).set(bearer(OPERATOR_TOKEN));
+    expect(badRotateId.status).toBe(400);
+    for (const req of [http().patch('/v1/hosts/web-1').send({ interval: '10s' }), http().post('/v1/hosts/web-1/rotate-key')]) {
+      const res = await req.set(bearer(VIEWER_TOKEN));
+      expect({ status: res.status, code: res.body.code }).toEqual({ status: 403, code: 'FORBIDDEN' });
+    }
+    expect(updateCalls).toBe(calls);
   });
 });

@@ -4,13 +4,16 @@ import {
   ApplicationFailure,
   CancellationScope,
   condition,
+  defineSignal,
   isCancellation,
   proxyActivities,
   setHandler,
+  upsertMemo,
   upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
-import type { OnboardHostInput, OnboardingStatus, SshCredential, TunnelStatus } from '../../workflows/contracts';
+import { STATUS_MEMO_KEY, type OnboardHostInput, type OnboardingStatus, type SshCredential, type TunnelStatus } from '../../workflows/contracts';
+import { changeHostUpdate, hostStatusQuery, offboardHostUpdate, rotateKeyUpdate, type ChangeRecord, type HostStatus } from '../../workflows/host/messages';
 import {
   approveHostKeyUpdate,
   onboardingStatusQuery,
@@ -107,4 +110,67 @@ export async function tunnelKeeper(spec: { tunnelId: string }): Promise<void> {
   scope.cancel();
   await holding;
 }
+/** Ends the change or key rotation in flight of a fakeHostEntity. */
+export const finishChangeSignal = defineSignal<[{ outcome: NonNullable<ChangeRecord['outcome']>; error?: string }]>('finishChange');
+
+/**
+ * A host entity (`host/<id>`) that is already past onboarding, in the phase the test gives it: publishes its status
+ * in the memo as the real one does, and accepts changes and key rotations with the real messages and the rules the
+ * API must answer 409 for (only healthy or degraded, one at a time, agentVersion only in repo mode). A change
+ * stays in flight until finishChangeSignal.
+ */
+export async function fakeHostEntity(initial: HostStatus): Promise<HostStatus> {
+  const status: HostStatus = { ...initial, changes: [...(initial.changes ?? [])] };
+  let next = status.changes!.length;
+  const publish = () => upsertMemo({ [STATUS_MEMO_KEY]: status });
+  const inFlight = () => status.changes!.find((c) => c.endedAtMs === undefined);
+  const mayChange = () => {
+    if (status.phase !== 'healthy' && status.phase !== 'degraded') throw new Error(`host ${status.hostId} is ${status.phase}: only a healthy or degraded host changes`);
+    const running = inFlight();
+    if (running) throw new Error(`${running.kind} ${running.id} is still in progress`);
+  };
+  const record = (kind: ChangeRecord['kind'], change?: ChangeRecord['change']) => {
+    const id = `${kind}-${++next}`;
+    status.changes!.push({ id, kind, requestedAtMs: Date.now(), ...(change ? { change } : {}) });
+    publish();
+    return { accepted: true as const, changeId: id };
+  };
+
+  setHandler(hostStatusQuery, () => status);
+  setHandler(changeHostUpdate, (change) => record('change', change), {
+    validator: (change) => {
+      mayChange();
+      if (change.agentVersion !== undefined && (change.agentMode ?? status.agent?.mode) !== 'repo') {
+        throw new Error(`agentVersion needs repo mode (host ${status.hostId} installs from an artifact)`);
+      }
+    },
+  });
+  setHandler(rotateKeyUpdate, () => record('rotate-key'), { validator: mayChange });
+  setHandler(finishChangeSignal, ({ outcome, error }) => {
+    const running = inFlight();
+    if (!running) return;
+    running.endedAtMs = Date.now();
+    running.outcome = outcome;
+    if (error) running.error = error;
+    const c = running.change;
+    if (c && outcome === 'applied') {
+      if (c.labels) status.labels = c.labels;
+      const agent = { ...(status.agent ?? { mode: 'artifact' as const }) };
+      if (c.agentMode) agent.mode = c.agentMode;
+      if (c.interval) agent.interval = c.interval;
+      if (c.agentVersion !== undefined) agent.version = c.agentVersion || undefined;
+      status.agent = agent;
+    }
+    publish();
+  });
+  setHandler(offboardHostUpdate, () => {
+    status.phase = 'offboarding';
+    publish();
+    return { accepted: true as const };
+  });
+  publish();
+  await condition(() => status.phase === 'offboarded');
+  return status;
+}
+
 export { hostLifecycle } from '../../workflows/host/host-lifecycle';

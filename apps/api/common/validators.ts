@@ -15,6 +15,7 @@ import { TEMPLATE_MESSAGE, hasTemplateSyntax, labelsProblem, urlProblem } from '
 
 // The rules the workflows and activities apply too: one definition (workflows/input-rules.ts).
 export {
+  AGENT_VERSION_PATTERN,
   FINGERPRINT_PATTERN,
   HOST_ID_PATTERN,
   INTERVAL_PATTERN,

@@ -1,4 +1,4 @@
-import { Body, Controller, Delete, Get, HttpCode, Param, Post, Query, Res } from '@nestjs/common';
+import { Body, Controller, Delete, Get, HttpCode, Param, Patch, Post, Query, Res } from '@nestjs/common';
 import { ApiAcceptedResponse, ApiBearerAuth, ApiOkResponse, ApiOperation, ApiResponse, ApiTags } from '@nestjs/swagger';
 import { ErrorResponseDto } from '../common/error-response.dto';
 import type { HttpResponse } from '../common/http-types';
@@ -7,8 +7,9 @@ import { UpdateAcceptedDto } from '../common/responses.dto';
 import { ApproveHostKeyDto } from './dto/approve-host-key.dto';
 import { CreateHostDto } from './dto/create-host.dto';
 import { ProvideCredentialsDto } from './dto/credentials.dto';
-import { HostAcceptedDto, HostDetailsDto, HostListDto } from './dto/host-responses.dto';
+import { ChangeAcceptedDto, HostAcceptedDto, HostDetailsDto, HostListDto } from './dto/host-responses.dto';
 import { ListHostsQueryDto } from './dto/list-hosts.query';
+import { toHostChange, UpdateHostDto } from './dto/update-host.dto';
 import { HostsService } from './hosts.service';
 
 @ApiTags('hosts')
@@ -44,6 +45,33 @@ export class HostsController {
   @ApiResponse({ status: 404, type: ErrorResponseDto, description: 'HOST_NOT_FOUND' })
   get(@Param('id', ParseIdPipe) id: string): Promise<HostDetailsDto> {
     return this.hosts.get(id);
+  }
+
+  @Patch(':id')
+  @HttpCode(202)
+  @ApiOperation({
+    summary: "Change a healthy (or degraded) host's agent: labels (replace all), interval, install mode, package version",
+    description: 'The host re-runs the role and verifies that points arrive; a failed verification rolls the change back. Follow it in GET changes[].',
+  })
+  @ApiAcceptedResponse({ type: ChangeAcceptedDto })
+  @ApiResponse({ status: 404, type: ErrorResponseDto, description: 'HOST_NOT_FOUND (no host entity)' })
+  @ApiResponse({ status: 409, type: ErrorResponseDto, description: 'the host refused: not healthy or degraded, a change or key rotation in flight, offboarding, agentVersion for a host not in repo mode' })
+  async change(@Param('id', ParseIdPipe) id: string, @Body() dto: UpdateHostDto, @Res({ passthrough: true }) res: HttpResponse): Promise<ChangeAcceptedDto> {
+    const accepted = await this.hosts.change(id, toHostChange(dto));
+    res.setHeader('Location', accepted.statusUrl);
+    return accepted;
+  }
+
+  @Post(':id/rotate-key')
+  @HttpCode(202)
+  @ApiOperation({ summary: 'Give cloudroot a new key; the old one is removed only after the new one is proven' })
+  @ApiAcceptedResponse({ type: ChangeAcceptedDto })
+  @ApiResponse({ status: 404, type: ErrorResponseDto, description: 'HOST_NOT_FOUND (no host entity)' })
+  @ApiResponse({ status: 409, type: ErrorResponseDto, description: 'the host refused: not healthy or degraded, a change or key rotation in flight, offboarding' })
+  async rotateKey(@Param('id', ParseIdPipe) id: string, @Res({ passthrough: true }) res: HttpResponse): Promise<ChangeAcceptedDto> {
+    const accepted = await this.hosts.rotateKey(id);
+    res.setHeader('Location', accepted.statusUrl);
+    return accepted;
   }
 
   @Delete(':id')

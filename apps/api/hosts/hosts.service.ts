@@ -1,6 +1,14 @@
 import { Injectable } from '@nestjs/common';
 import { WorkflowFailedError, WorkflowNotFoundError, type WorkflowExecutionDescription, type WorkflowHandle } from '@temporalio/client';
-import { approveRepairHostKeyUpdate, offboardHostUpdate, type HostStatus } from '../../../workflows/host/messages';
+import {
+  approveRepairHostKeyUpdate,
+  changeHostUpdate,
+  offboardHostUpdate,
+  rotateKeyUpdate,
+  type ChangeRecord,
+  type HostChange,
+  type HostStatus,
+} from '../../../workflows/host/messages';
 import { ApplicationFailure } from '@temporalio/common';
 import { STATUS_MEMO_KEY, workflowIds, type OnboardHostInput, type OnboardingStatus, type SshHop } from '../../../workflows/contracts';
 import { approveHostKeyUpdate, onboardingStatusQuery, provideCredentialsUpdate } from '../../../workflows/messages';
@@ -13,7 +21,7 @@ import { rethrowAsApiError } from '../temporal/temporal-errors';
 import { TunnelsService } from '../tunnels/tunnels.service';
 import type { CreateHostDto } from './dto/create-host.dto';
 import type { ProvideCredentialsDto } from './dto/credentials.dto';
-import type { HostAcceptedDto, HostDetailsDto, HostListDto } from './dto/host-responses.dto';
+import type { ChangeAcceptedDto, ChangeRecordDto, HostAcceptedDto, HostDetailsDto, HostListDto } from './dto/host-responses.dto';
 import type { ListHostsQueryDto } from './dto/list-hosts.query';
 import { toOnboardHostInput, toSshCredential } from './onboard-input.mapper';
 import { onboardingDetails, onboardingSummary } from './onboarding-metadata';
@@ -124,6 +132,32 @@ export class HostsService {
     }
   }
 
+  /**
+   * Changes the agent of a healthy (or degraded) host: its entity re-runs the role, verifies, and rolls back when
+   * verification fails. The update returns once the host has accepted (its validator refuses otherwise: 409).
+   */
+  async change(id: string, change: HostChange): Promise<ChangeAcceptedDto> {
+    return this.hostUpdate(id, () =>
+      this.temporal.update(this.temporal.client.workflow.getHandle(workflowIds.host(id)), changeHostUpdate, [change], ErrorCode.HostNotFound),
+    );
+  }
+
+  /** Gives cloudroot a new key; the host removes the old one only once the new one is proven. */
+  async rotateKey(id: string): Promise<ChangeAcceptedDto> {
+    return this.hostUpdate(id, () =>
+      this.temporal.update(this.temporal.client.workflow.getHandle(workflowIds.host(id)), rotateKeyUpdate, [], ErrorCode.HostNotFound),
+    );
+  }
+
+  private async hostUpdate(id: string, run: () => Promise<{ accepted: true; changeId: string }>): Promise<ChangeAcceptedDto> {
+    try {
+      const { accepted, changeId } = await run();
+      return { accepted, changeId, statusUrl: statusUrl(id) };
+    } finally {
+      this.details.invalidate(id); // the next read must see the change it records
+    }
+  }
+
   async list(query: ListHostsQueryDto): Promise<HostListDto> {
     // `phase` is one of ONBOARDING_PHASES (validated), so it is safe inside the visibility query.
     const filter = query.phase ? ` AND OnboardingPhase='${query.phase}'` : '';
@@ -167,7 +201,9 @@ export class HostsService {
       // Only this run's own child while it runs: a closed onboarding of an earlier run says nothing about this one,
       // and once this run's child has closed the host's own memo (with the child's result) is the truth.
       const onboarding = (await this.runningChildOf(id, desc.runId)) ? await this.loadOnboarding(id).catch(() => undefined) : undefined;
-      if (onboarding) return { ...onboarding, ...workflowRef(desc), ...hostFields(status), phase: onboarding.phase ?? status.phase };
+      // What the onboarding waits on is the onboarding's to say (the host's own waitingOn is a repair's).
+      const { waitingOn: _waitingOn, offeredHostKeySha256: _offered, ...fromHost } = hostFields(status);
+      if (onboarding) return { ...onboarding, ...workflowRef(desc), ...fromHost, phase: onboarding.phase ?? status.phase };
       if (!onboarding && host.fromVisibility) {
         return { id, ...workflowRef(desc), source: 'visibility', phase: status.phase, address: status.address, steps: [], ...hostFields(status), activities: [] };
       }
@@ -333,7 +369,10 @@ export class HostsService {
   }
 }
 
-/** What the host entity adds to an onboarding's details. */
+/**
+ * What the host entity adds to an onboarding's details. Field by field, never a whole object of the memo: what the
+ * workflow keeps there besides (its service login, sealed or not) stays out of the API.
+ */
 function hostFields(s: HostStatus) {
   return {
     ...(s.reason ? { reason: s.reason } : {}),
@@ -343,7 +382,40 @@ function hostFields(s: HostStatus) {
     flapping: s.flapping ?? false,
     ...(s.lastPointAtMs !== undefined ? { lastPointAtMs: s.lastPointAtMs } : {}),
     ...(s.notCleaned ? { notCleaned: s.notCleaned } : {}),
+    ...(s.tunnel ? { tunnelReport: tunnelReport(s.tunnel) } : {}),
+    ...(s.agentHealth ? { agentHealth: agentHealth(s.agentHealth) } : {}),
+    // A repair waiting on a person (an onboarding's own wait comes with its details).
+    ...(s.waitingOn ? { waitingOn: s.waitingOn } : {}),
+    ...(s.offeredHostKeySha256 ? { offeredHostKeySha256: s.offeredHostKeySha256 } : {}),
+    ...(s.agent ? { agentConfig: { mode: s.agent.mode, interval: s.agent.interval, version: s.agent.version } } : {}),
+    ...(s.labels ? { labels: { ...s.labels } } : {}),
+    ...(s.changes ? { changes: s.changes.map(changeRecord) } : {}),
   };
+}
+
+function tunnelReport(t: NonNullable<HostStatus['tunnel']>) {
+  return { tunnelId: t.tunnelId, state: t.state, since: t.since, error: failure(t.error) };
+}
+
+function agentHealth(h: NonNullable<HostStatus['agentHealth']>) {
+  return { manager: h.manager, running: h.running, state: h.state, lastError: h.lastError, restarted: h.restarted, checkedAtMs: h.checkedAtMs };
+}
+
+function changeRecord(r: ChangeRecord): ChangeRecordDto {
+  const c = r.change;
+  return {
+    id: r.id,
+    kind: r.kind,
+    requestedAtMs: r.requestedAtMs,
+    change: c ? { labels: c.labels ? { ...c.labels } : undefined, interval: c.interval, agentMode: c.agentMode, agentVersion: c.agentVersion } : undefined,
+    endedAtMs: r.endedAtMs,
+    outcome: r.outcome,
+    error: r.error,
+  };
+}
+
+function failure(e: { type: string; message: string } | undefined) {
+  return e ? { type: e.type, message: e.message } : undefined;
 }
 
 export function statusUrl(hostId: string): string {
