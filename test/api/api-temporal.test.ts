@@ -204,7 +204,7 @@ describe('API against Temporal', () => {
     const handle = await startHost(hostId, {
       tunnel: { tunnelId: hostId, state: 'down', since: 1_700_000_000_500, error: { type: 'TunnelFailed', message: 'connection reset' } },
       agentHealth: { manager: 'systemd', running: true, state: 'active/running', restarted: true, checkedAtMs: 1_700_000_000_900, debugDump: 'NOT-FOR-THE-API' } as HostStatus['agentHealth'],
-      agent: { mode: 'artifact', interval: '10s' },
+      agentConfig: { mode: 'artifact', interval: '10s' },
       labels: { env: 'test' },
       // What the real entity also keeps in its status must never reach a reader.
       service: { target: { credential: { username: 'cloudroot', privateKey: { sealed: 'v2.k1.SEALED-MARKER.a.b' } } } },

@@ -140,7 +140,7 @@ export async function fakeHostEntity(initial: HostStatus): Promise<HostStatus> {
   setHandler(changeHostUpdate, (change) => record('change', change), {
     validator: (change) => {
       mayChange();
-      if (change.agentVersion !== undefined && (change.agentMode ?? status.agent?.mode) !== 'repo') {
+      if (change.agentVersion !== undefined && (change.agentMode ?? status.agentConfig?.mode) !== 'repo') {
         throw new Error(`agentVersion needs repo mode (host ${status.hostId} installs from an artifact)`);
       }
     },
@@ -155,11 +155,11 @@ export async function fakeHostEntity(initial: HostStatus): Promise<HostStatus> {
     const c = running.change;
     if (c && outcome === 'applied') {
       if (c.labels) status.labels = c.labels;
-      const agent = { ...(status.agent ?? { mode: 'artifact' as const }) };
+      const agent = { ...(status.agentConfig ?? { mode: 'artifact' as const }) };
       if (c.agentMode) agent.mode = c.agentMode;
       if (c.interval) agent.interval = c.interval;
       if (c.agentVersion !== undefined) agent.version = c.agentVersion || undefined;
-      status.agent = agent;
+      status.agentConfig = agent;
     }
     publish();
   });

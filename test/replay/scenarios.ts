@@ -11,10 +11,10 @@ import {
   type TunnelSpec,
   type TunnelStats,
 } from '../../workflows/contracts';
-import { approveHostKeyUpdate, detachTunnelHostUpdate, onboardingStatusQuery, provideCredentialsUpdate, restartTunnelUpdate, stopTunnelUpdate, updateTunnelSpecUpdate } from '../../workflows/messages';
+import { approveHostKeyUpdate, detachTunnelHostUpdate, onboardingStatusQuery, provideCredentialsUpdate, restartTunnelUpdate, stopTunnelUpdate, tunnelStatusQuery, updateTunnelSpecUpdate } from '../../workflows/messages';
 import { TunnelIdKey } from '../../workflows/search-attributes';
 import type { hostLifecycle } from '../../workflows/host/host-lifecycle';
-import { hostFreshnessSignal, hostStatusQuery, offboardHostUpdate } from '../../workflows/host/messages';
+import { approveRepairHostKeyUpdate, changeHostUpdate, hostFreshnessSignal, hostStatusQuery, offboardHostUpdate, rotateKeyUpdate, tunnelReportSignal } from '../../workflows/host/messages';
 import type { TunnelKeeperOptions, TunnelKeeperState, tunnelKeeper } from '../../workflows/tunnel-keeper';
 import { connectedStats } from '../support/fake-tunnel';
 import { until } from '../support/poll';
@@ -30,7 +30,7 @@ export const FIXTURE_KEYRING_LABEL = 'replay-fixtures';
 export const fixtureKeyring = (): Keyring => Keyring.forTests(FIXTURE_KEYRING_LABEL);
 
 /** Plaintexts the scenarios seal: the recorder checks none of them is readable in a fixture, even decoded. */
-export const FIXTURE_SECRETS = ['replay-bootstrap-password', 'replay-jump-password', 'replay-jump-password-2', 'replay-second-password', 'replay-private-key', 'replay-forward-key'];
+export const FIXTURE_SECRETS = ['replay-bootstrap-password', 'replay-jump-password', 'replay-jump-password-2', 'replay-second-password', 'replay-private-key', 'replay-forward-key', 'replay-private-key-2'];
 
 export type CloseKind = 'completed' | 'failed' | 'continued-as-new';
 export type Fakes = Record<string, (...args: any[]) => Promise<unknown>>;
@@ -102,6 +102,9 @@ function onboardingFakes(keyring: Keyring, overrides: Fakes = {}): Fakes {
     removeCloudroot: async () => ({ removed: true, alreadyGone: false, verified: 'login-refused', notes: [] }),
     revokeForwardKey: async () => ({ removed: true }),
     verifyMetrics: async () => ({ pointsSeen: 12, lastPointAtMs: 1_700_000_010_000 }),
+    checkAgent: async () => ({ manager: 'systemd', running: true, state: 'active/running', restarted: false, checkedAtMs: 1_700_000_000_000 }),
+    addCloudrootKey: async () => ({ username: 'cloudroot', privateKey: sealSecret(keyring, 'replay-private-key-2'), publicKeySha256: KEY_B }),
+    retireCloudrootKeys: async () => ({ removed: 1 }),
     ...overrides,
   };
 }
@@ -259,7 +262,7 @@ const onboardingScenarios: Scenario[] = [
 // ---------------------------------------------------------------------------------------------------------
 // tunnel keeper
 
-type HoldPlan = (call: number) => 'fail' | 'lease' | 'hold';
+type HoldPlan = (call: number) => 'fail' | 'refuse' | 'lease' | 'hold';
 
 /** A holdReverseForward stand-in: fails, ends its lease at once, or holds (heartbeating) until cancelled. */
 function fakeHold(plan: HoldPlan) {
@@ -269,6 +272,14 @@ function fakeHold(plan: HoldPlan) {
     const call = ++state.calls;
     const what = plan(call);
     if (what === 'fail') throw ApplicationFailure.retryable(`remote port forwarding failed (scripted, call ${call})`, FailureType.TunnelFailed);
+    if (what === 'refuse') {
+      throw ApplicationFailure.create({
+        type: FailureType.HostKeyMismatch,
+        message: `host key of ${spec.ssh.address}:22 is ${KEY_B}, expected ${KEY_A} (scripted)`,
+        nonRetryable: true,
+        details: [{ expected: KEY_A, offered: KEY_B, address: spec.ssh.address, port: 22, hop: 'target' }],
+      });
+    }
     const stats = connectedStats(spec.bind.port, ctx.info.attempt, 1_700_000_000_000);
     if (what === 'lease') return stats;
     ctx.heartbeat(stats);
@@ -379,6 +390,22 @@ const tunnelScenarios: Scenario[] = [
     { leases: 0, hosts: ['replay-a'] },
   ),
   tunnel(
+    'tunnel-refused',
+    'the server refuses the forward (changed host key): the keeper parks and tells its host; a new spec with the new pin wakes it; stop',
+    (call) => (call === 1 ? 'refuse' : 'hold'),
+    LONG_LEASE,
+    async (h, s) => {
+      await until('parked', async () => (await h.query(tunnelStatusQuery)).state === 'refused');
+      const spec = { ...tunnelSpec(fixtureKeyring(), 'replay-refused'), ssh: { ...tunnelSpec(fixtureKeyring(), 'replay-refused').ssh, hostKeySha256: KEY_B } };
+      await h.executeUpdate(updateTunnelSpecUpdate, { args: [{ spec, hostId: 'replay-refused-host' }] });
+      await until('holding with the new pin', () => s.holding === 2);
+      await h.executeUpdate(stopTunnelUpdate);
+    },
+    ['completed'],
+    true,
+    { leases: 0, hosts: ['replay-refused-host'] },
+  ),
+  tunnel(
     'tunnel-continue-as-new',
     'two leases end, the run continues as new carrying the lease count; the next run holds until stopped',
     // Leases 1 and 2 end at once (tiny leases); the third call (the new run's first) holds so stop has something to stop.
@@ -432,9 +459,43 @@ const hostScenarios: Scenario[] = [
   hostScenario('host-offboarded', 'onboarding child to healthy, a fresh report, offboard: tunnel released, agent uninstalled, cloudroot removed', async (h) => {
     await h.signal(hostFreshnessSignal, { fresh: true, lastPointAtMs: 1_700_000_020_000, sweptAtMs: 1_700_000_030_000 });
   }),
-  hostScenario('host-repaired', 'healthy, then stale points: degraded/NoRecentPoints, repaired (tunnel, agent role, verify) to healthy; offboard', async (h) => {
+  hostScenario('host-repaired', 'healthy, then stale points: degraded/NoRecentPoints, repaired (tunnel, agent check, verify) to healthy; offboard', async (h) => {
     await h.signal(hostFreshnessSignal, { fresh: false, lastPointAtMs: 1_700_000_020_000, sweptAtMs: 1_700_000_400_000 });
     await until('repaired', async () => (await h.query(hostStatusQuery)).repairs.some((r) => r.outcome === 'repaired'));
+  }),
+  hostScenario(
+    'host-tunnel-refused',
+    'healthy, its keeper reports a refused host key: degraded/HostKeyMismatch, needs-host-key-approval, approved, repaired with the new pin; offboard',
+    async (h) => {
+      const tunnelId = (await h.query(hostStatusQuery)).onboarding?.tunnelId ?? '';
+      await h.signal(tunnelReportSignal, { tunnelId, state: 'refused', atMs: 1_700_000_500_000, error: { type: FailureType.HostKeyMismatch, message: 'changed' }, offered: KEY_B });
+      await until('waiting for approval', async () => (await hostPhaseOf(h)) === 'needs-host-key-approval');
+      await h.executeUpdate(approveRepairHostKeyUpdate, { args: [{ hostKeySha256: KEY_B }] });
+      await until('repaired', async () => (await h.query(hostStatusQuery)).repairs.some((r) => r.outcome === 'repaired'));
+    },
+    () => {
+      let tunnels = 0;
+      return {
+        ensureTunnel: async () => {
+          if (++tunnels === 2) {
+            throw ApplicationFailure.create({
+              type: FailureType.HostKeyMismatch,
+              message: 'host key changed (scripted)',
+              nonRetryable: true,
+              details: [{ expected: KEY_A, offered: KEY_B, address: '10.213.200.10', port: 22, hop: 'target' }],
+            });
+          }
+          return { connected: true, boundPort: 18086, openConnections: 0, totalConnections: 0, bytesIn: 0, bytesOut: 0, reconnects: 0 };
+        },
+      };
+    },
+  ),
+  hostScenario('host-changed', 'healthy; a change (labels, interval) applied and verified; a key rotation (add, prove, retire); offboard with the new key', async (h) => {
+    const change = await h.executeUpdate(changeHostUpdate, { args: [{ labels: { env: 'replay-2' }, interval: '20s' }] });
+    await until('change applied', async () => (await h.query(hostStatusQuery)).changes?.some((c) => c.id === change.changeId && c.outcome) ?? false);
+    const rotate = await h.executeUpdate(rotateKeyUpdate);
+    await until('key rotated', async () => (await h.query(hostStatusQuery)).changes?.some((c) => c.id === rotate.changeId && c.outcome) ?? false);
+    await until('healthy', async () => (await hostPhaseOf(h)) === 'healthy');
   }),
 ];
 

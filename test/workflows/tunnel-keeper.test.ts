@@ -6,7 +6,7 @@ import { dataConverterFor } from '../../lib/temporal';
 import { tunnelStatus } from '../../activities/tunnel/describe';
 import type { TunnelActivities } from '../../activities/tunnel';
 import { workflowIds, type TunnelSpec, type TunnelStats } from '../../workflows/contracts';
-import { restartTunnelUpdate, stopTunnelUpdate, tunnelStatusQuery } from '../../workflows/messages';
+import { restartTunnelUpdate, stopTunnelUpdate, tunnelStatusQuery, updateTunnelSpecUpdate } from '../../workflows/messages';
 import { TunnelIdKey } from '../../workflows/search-attributes';
 import type { KeeperStatus, tunnelKeeper } from '../../workflows/tunnel-keeper';
 import { eventually, uniqueName } from '../support/stack';
@@ -169,21 +169,64 @@ test('continues as new after N leases under the same workflow id, carrying the l
   });
 });
 
-test('a non-retryable failure (e.g. AuthFailed) ends the keeper and the status says why', async () => {
+test('a refused forward (AuthFailed, HostKeyMismatch) parks the keeper: it tells its hosts and waits for a new spec', async () => {
+  let refuse = true;
+  const seen: Array<{ pin?: string; reportTo?: string[] }> = [];
   const fake: Fake = {
     calls: [],
     activities: {
-      holdReverseForward: async () => {
-        throw ApplicationFailure.nonRetryable('authentication failed on 10.213.250.1:22: fake', 'AuthFailed');
+      holdReverseForward: async (spec: TunnelSpec, opts: { leaseMs?: number; reportTo?: string[] } = {}) => {
+        const ctx = Context.current();
+        seen.push({ pin: spec.ssh.hostKeySha256, reportTo: opts.reportTo });
+        if (refuse) {
+          throw ApplicationFailure.create({
+            type: 'HostKeyMismatch',
+            message: 'host key of 10.213.250.1:22 is SHA256:new, expected SHA256:old',
+            nonRetryable: true,
+            details: [{ expected: 'SHA256:old', offered: 'SHA256:new', address: '10.213.250.1', port: 22, hop: 'target' }],
+          });
+        }
+        const stats = connectedStats(spec.bind.port, ctx.info.attempt, Date.now());
+        const timer = setInterval(() => ctx.heartbeat(stats), 200);
+        ctx.heartbeat(stats);
+        try {
+          await ctx.sleep(opts.leaseMs ?? 60_000);
+          return stats;
+        } finally {
+          clearInterval(timer);
+        }
       },
     },
   };
   await withKeeperWorker(fake, async (taskQueue) => {
-    const tunnelId = uniqueName('auth');
-    const handle = await startKeeper(taskQueue, tunnelId);
-    await expect(handle.result()).rejects.toThrow();
-    const status = await tunnelStatus(env.client, tunnelId);
-    expect(status.state).toBe('stopped');
-    expect(status.lastFailure).toContain('authentication failed');
+    const tunnelId = uniqueName('refused');
+    const hostId = uniqueName('h');
+    const handle = await env.client.workflow.start<typeof tunnelKeeper>('tunnelKeeper', {
+      args: [specFor(tunnelId), { leases: 0, hosts: [hostId] }, { leaseMs: 60_000 }],
+      taskQueue,
+      workflowId: workflowIds.tunnel(tunnelId),
+      workflowExecutionTimeout: '2m',
+    });
+    const parked = await eventually(async () => {
+      const s = await tunnelStatus(env.client, tunnelId);
+      return s.state === 'refused' ? s : undefined;
+    });
+    expect(parked.refusal).toMatchObject({ type: 'HostKeyMismatch', details: { offered: 'SHA256:new', hop: 'target' } });
+    expect(parked.lastFailure).toContain('host key of 10.213.250.1:22');
+    expect((await handle.describe()).status.name).toBe('RUNNING');
+    // Its host heard it: one signal to host/<id> (the host entity is not running here: the signal fails, which is fine).
+    const history = await handle.fetchHistory();
+    const signalled = (history.events ?? []).filter((e) => e.signalExternalWorkflowExecutionInitiatedEventAttributes);
+    expect(signalled.map((e) => e.signalExternalWorkflowExecutionInitiatedEventAttributes?.workflowExecution?.workflowId)).toEqual([workflowIds.host(hostId)]);
+    expect(seen).toHaveLength(1); // parked: no retry loop against a refusing server
+
+    // The host approved the new key: a new spec wakes the keeper and the forward comes up with the new pin.
+    refuse = false;
+    const next = { ...specFor(tunnelId), ssh: { ...specFor(tunnelId).ssh, hostKeySha256: 'SHA256:' + 'N'.repeat(43) } };
+    expect(await handle.executeUpdate(updateTunnelSpecUpdate, { args: [{ spec: next, hostId }] })).toMatchObject({ changed: true });
+    await eventually(async () => (await tunnelStatus(env.client, tunnelId)).state === 'connected');
+    expect(seen.at(-1)).toEqual({ pin: 'SHA256:' + 'N'.repeat(43), reportTo: [hostId] });
+    await handle.executeUpdate(stopTunnelUpdate);
+    await handle.result();
   });
 });

@@ -387,7 +387,7 @@ function hostFields(s: HostStatus) {
     // A repair waiting on a person (an onboarding's own wait comes with its details).
     ...(s.waitingOn ? { waitingOn: s.waitingOn } : {}),
     ...(s.offeredHostKeySha256 ? { offeredHostKeySha256: s.offeredHostKeySha256 } : {}),
-    ...(s.agent ? { agentConfig: { mode: s.agent.mode, interval: s.agent.interval, version: s.agent.version } } : {}),
+    ...(s.agentConfig ? { agentConfig: { mode: s.agentConfig.mode, interval: s.agentConfig.interval, version: s.agentConfig.version } } : {}),
     ...(s.labels ? { labels: { ...s.labels } } : {}),
     ...(s.changes ? { changes: s.changes.map(changeRecord) } : {}),
   };
