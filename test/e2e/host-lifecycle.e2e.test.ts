@@ -1,6 +1,8 @@
 import type { Client } from '@temporalio/client';
 import { ensureFreshnessSchedule } from '../../apps/worker/freshness-schedule';
 import { summarizeHostPoints } from '../../activities/metrics/influx-query';
+import { workflowIds } from '../../workflows/contracts';
+import { stopTunnelUpdate } from '../../workflows/messages';
 import type { WorkerConfig } from '../../lib/config';
 import { fleetUnsupportedReason, type Fleet, type FleetHost } from '../fleet';
 import { useE2eStack } from '../support/e2e-stack';
@@ -66,8 +68,14 @@ suite('host lifecycle end to end (sweep, repair, offboard)', () => {
     return r.stdout.split('\n').map((l) => l.trim()).filter(Boolean);
   }
 
-  async function pointsSince(hostId: string, sinceMs: number): Promise<number> {
-    return (await summarizeHostPoints(config.influx, hostId, sinceMs)).count;
+  async function pointsSince(hostId: string, sinceMs: number, tags: Record<string, string> = {}): Promise<number> {
+    return (await summarizeHostPoints(config.influx, hostId, sinceMs, tags)).count;
+  }
+
+  /** cloudroot's login keys (forward-only lines apart): what a rotation must change. */
+  async function cloudrootLoginKeys(h: FleetHost): Promise<string[]> {
+    const r = await fleet.exec(h, 'cat /home/cloudroot/.ssh/authorized_keys');
+    return r.stdout.split('\n').filter((l) => l.trim() && !l.includes('agent-onboarding-forward:'));
   }
 
   it('agent killed on a healthy host → degraded/NoRecentPoints by the sweep → repaired by itself; then offboarded clean', async () => {
@@ -93,7 +101,31 @@ suite('host lifecycle end to end (sweep, repair, offboard)', () => {
     const repaired = await until(id, (h) => h.phase === 'healthy' && h.repairs.some((r: any) => r.outcome === 'repaired'), 180_000);
     console.log(JSON.stringify({ event: 'repaired', afterKillSec: (Date.now() - killedAt) / 1000, repairs: repaired.repairs }));
     expect(repaired.repairs.at(-1)).toMatchObject({ reason: 'NoRecentPoints', outcome: 'repaired' });
+    // The agent check over SSH found it dead and started it: no role run was needed.
+    expect(repaired.repairs.at(-1).action).toContain('check the agent: started Telegraf');
+    expect(repaired.agentHealth).toMatchObject({ running: true, restarted: true });
     expect((await fleet.exec(host, 'pgrep -c -x telegraf')).stdout.trim()).toBe('1');
+
+    // PATCH: new labels reach Telegraf and are verified in InfluxDB before the change counts.
+    const patched = await api('PATCH', `/v1/hosts/${id}`, { labels: { env: 'e2e-changed', team: 'sre' } });
+    expect(patched.status).toBe(202);
+    const changedAt = Date.now();
+    const applied = await until(id, (h) => h.changes?.some((c: any) => c.id === patched.body.changeId && c.outcome), 240_000);
+    expect(applied.changes.at(-1)).toMatchObject({ outcome: 'applied' });
+    expect(applied.labels).toEqual({ env: 'e2e-changed', team: 'sre' });
+    expect(await pointsSince(id, changedAt - 5_000, { env: 'e2e-changed', team: 'sre' })).toBeGreaterThan(0);
+    console.log(JSON.stringify({ event: 'change applied', sec: (Date.now() - changedAt) / 1000 }));
+
+    // Rotate: a new cloudroot key, the old one gone from the host; everything after uses the new one.
+    const keysBefore = await cloudrootLoginKeys(host);
+    expect(keysBefore).toHaveLength(1);
+    const rotate = await api('POST', `/v1/hosts/${id}/rotate-key`);
+    expect(rotate.status).toBe(202);
+    const rotated = await until(id, (h) => h.phase === 'healthy' && h.changes?.some((c: any) => c.id === rotate.body.changeId && c.outcome), 120_000);
+    expect(rotated.changes.at(-1)).toMatchObject({ kind: 'rotate-key', outcome: 'applied' });
+    const keysAfter = await cloudrootLoginKeys(host);
+    expect(keysAfter).toHaveLength(1);
+    expect(keysAfter[0]).not.toEqual(keysBefore[0]);
 
     // Offboard: nothing of ours is left on the host, the forward is gone, InfluxDB hears nothing new.
     expect((await api('DELETE', `/v1/hosts/${id}`)).status).toBe(202);
@@ -122,5 +154,60 @@ suite('host lifecycle end to end (sweep, repair, offboard)', () => {
     expect((await fleet.exec(bastion, 'ss -Hltn')).stdout).not.toContain(':18086');
     const keys = (await fleet.exec(bastion, `cat ~${bastion.bootstrapUser}/.ssh/authorized_keys 2>/dev/null; true`)).stdout;
     expect(keys).not.toContain(`agent-onboarding-forward:${healthy.tunnelId}`);
+  });
+
+  it('host keys regenerated: the keeper is refused → degraded/HostKeyMismatch → needs-host-key-approval → approved → healthy with the new pin; a stopped keeper is restarted', async () => {
+    const host = await fleet.addHost({ name: 'lifekey', topology: 'direct' });
+    const id = 'life-hostkey';
+    const healthy = await onboard({ hostId: id, ...login(host), dataPath: 'tunnel' });
+    const oldKey = healthy.hostKeySha256;
+    await until(id, (h) => h.tunnelReport?.state === 'connected' || typeof h.lastPointAtMs === 'number', 60_000);
+
+    // A blip: the forward's session dies and the keeper is back within seconds; the host stays healthy.
+    await fleet.killSshSessions(host, 'cloudroot');
+    const blip = await until(id, (h) => h.tunnelReport?.state === 'connected' && h.tunnelReport.since > Date.now() - 60_000, 60_000);
+    expect(blip.phase).toBe('healthy');
+
+    // New host keys, and the sessions that still hold the old ones cut: the keeper's reconnect is refused.
+    await fleet.regenerateHostKeys(host);
+    const newKey = await fleet.hostKeySha256(host);
+    expect(newKey).not.toBe(oldKey);
+    const cutAt = Date.now();
+    await fleet.killSshSessions(host, 'cloudroot');
+    const refused = await until(id, (h) => h.reason === 'HostKeyMismatch' || h.phase === 'needs-host-key-approval', 60_000);
+    console.log(JSON.stringify({ event: 'host key mismatch seen', sec: (Date.now() - cutAt) / 1000, phase: refused.phase }));
+    const waiting = await until(id, (h) => h.phase === 'needs-host-key-approval', 120_000);
+    expect(waiting).toMatchObject({ waitingOn: 'target', offeredHostKeySha256: newKey });
+    expect(waiting.tunnelReport).toMatchObject({ state: 'refused', error: { type: 'HostKeyMismatch' } });
+
+    // A wrong key is refused; the offered one is approved and the host repairs itself with it on every login.
+    const wrong = await api('POST', `/v1/hosts/${id}/host-key/approve`, { hostKeySha256: oldKey });
+    expect(wrong.status).toBe(409);
+    expect((await api('POST', `/v1/hosts/${id}/host-key/approve`, { hostKeySha256: newKey })).status).toBe(200);
+    const approvedAt = Date.now();
+    const repaired = await until(id, (h) => h.phase === 'healthy' && h.repairs.some((r: any) => r.outcome === 'repaired' && r.reason === 'HostKeyMismatch'), 180_000);
+    console.log(JSON.stringify({ event: 'repaired after approval', sec: (Date.now() - approvedAt) / 1000 }));
+    expect(repaired.hostKeySha256).toBe(newKey);
+    expect(repaired.tunnelReport?.state).toBe('connected');
+    expect(await pointsSince(id, approvedAt)).toBeGreaterThan(0);
+
+    // The keeper stopped and its session killed: nothing holds the forward; the sweep sees the gap and the host
+    // starts a new keeper (with the new pin) by itself.
+    await client.workflow.getHandle(workflowIds.tunnel(healthy.tunnelId)).executeUpdate(stopTunnelUpdate);
+    await fleet.killSshSessions(host, 'cloudroot');
+    const stoppedAt = Date.now();
+    const healed = await until(
+      id,
+      (h) => h.phase === 'healthy' && h.repairs.filter((r: any) => r.outcome === 'repaired').length >= 2,
+      STALE_AFTER_MS + 4 * SWEEP_MS + 180_000,
+    );
+    console.log(JSON.stringify({ event: 'keeper stopped → repaired', sec: (Date.now() - stoppedAt) / 1000, repair: healed.repairs.at(-1) }));
+    expect(healed.repairs.at(-1)).toMatchObject({ outcome: 'repaired' });
+    expect((await fleet.exec(host, "ss -Hltn 'sport = :18086'")).stdout.trim()).not.toBe('');
+
+    expect((await api('DELETE', `/v1/hosts/${id}`)).status).toBe(202);
+    const gone = await until(id, (h) => h.phase === 'offboarded', 180_000);
+    expect(gone.notCleaned).toEqual([]);
+    expect(await leftovers(host)).toEqual([]);
   });
 });
