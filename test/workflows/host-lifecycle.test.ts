@@ -12,6 +12,7 @@ import {
   hostFreshnessSignal,
   hostStatusQuery,
   offboardHostUpdate,
+  provideRepairCredentialsUpdate,
   rotateKeyUpdate,
   tunnelReportSignal,
   type HostStatus,
@@ -465,5 +466,46 @@ describe('hostLifecycle (dev server, fake activities)', () => {
       expect((await h2.result()).phase).toBe('offboarded');
     });
     expect(calls).toEqual(['release-tunnel', 'uninstall', 'remove-cloudroot']);
+  });
+
+  it('cloudroot\'s key refused during a repair: needs-credentials → a bootstrap login recreates cloudroot → repaired', async () => {
+    const calls: string[] = [];
+    const targets: any[] = [];
+    let checks = 0;
+    const acts = fakes(calls, {
+      checkAgent: async (i: any) => {
+        calls.push('check-agent');
+        targets.push(i.target.credential);
+        if (++checks === 1) {
+          throw ApplicationFailure.create({ type: FailureType.AuthFailed, message: 'authentication failed on 10.213.99.5:22', nonRetryable: true, details: [{ address: '10.213.99.5', port: 22, hop: 'target', hostKeySha256: KEY_A }] });
+        }
+        return { manager: 'supervisor', running: true, state: 'supervised', restarted: false, checkedAtMs: 1 };
+      },
+      createCloudroot: async (i: any) => {
+        calls.push('cloudroot');
+        targets.push(i.target.credential);
+        return { username: 'cloudroot', publicKey: 'ssh-ed25519 AAAA', privateKey: sealSecret(keyring, `k${calls.length}`) };
+      },
+    });
+    await withWorker(acts, async (tq) => {
+      const h = await start(tq);
+      await phase(h, 'healthy');
+      calls.length = 0;
+      targets.length = 0;
+      await h.signal(hostFreshnessSignal, fresh(false));
+      const waiting = await phase(h, 'needs-credentials');
+      expect(waiting.waitingOn).toBe('target');
+      const why = (p: Promise<unknown>) => p.then(() => 'accepted', (e: WorkflowUpdateFailedError) => String(e.cause?.message));
+      expect(await why(h.executeUpdate(provideRepairCredentialsUpdate, { args: [{ username: 'root', password: { sealed: 'plain' } } as any] }))).toMatch(/sealed/);
+      expect(await why(h.executeUpdate(provideRepairCredentialsUpdate, { args: [{ username: 'root', password: sealSecret(keyring, 'pw2') }, { hop: 'bastion' }] }))).toMatch(/target is waiting/);
+      await h.executeUpdate(provideRepairCredentialsUpdate, { args: [{ username: 'root', password: sealSecret(keyring, 'pw2') }] });
+      const repaired = await until(h, (s) => s.phase === 'healthy' && s.repairs.some((r) => r.outcome === 'repaired'));
+      expect(repaired.waitingOn).toBeUndefined();
+      await h.terminate('done');
+    });
+    expect(calls).toEqual(['tunnel', 'check-agent', 'cloudroot', 'tunnel', 'check-agent', 'verify']);
+    expect(targets[1].username).toBe('root'); // the bootstrap login, for createCloudroot only
+    expect(targets[2].username).toBe('cloudroot');
+    expect(targets[2].privateKey).not.toEqual(targets[0].privateKey); // the recreated key
   });
 });

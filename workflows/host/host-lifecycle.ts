@@ -16,7 +16,7 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import type { createActivities } from '../../activities';
-import { FailureType, STATUS_MEMO_KEY, workflowIds, type AddCloudrootKeyInput, type AddedCloudrootKey, type CheckAgentInput, type RetireCloudrootKeysInput, type AgentHealth, type AgentOptions, type OnboardHostInput, type SshHop, type SshTarget } from '../contracts';
+import { FailureType, STATUS_MEMO_KEY, credentialProblem, workflowIds, type SshCredential, type AddCloudrootKeyInput, type AddedCloudrootKey, type CheckAgentInput, type RetireCloudrootKeysInput, type AgentHealth, type AgentOptions, type OnboardHostInput, type SshHop, type SshTarget } from '../contracts';
 import { AGENT_VERSION_PATTERN, FINGERPRINT_PATTERN, INTERVAL_PATTERN, labelsProblem } from '../input-rules';
 import { START_SLACK_MS, onboardHost, proxyLogin } from '../onboard-host';
 import { HostAddressKey, HostFreshnessKey, HostIdKey, OnboardingPhaseKey } from '../search-attributes';
@@ -27,6 +27,7 @@ import {
   hostStatusQuery,
   offboardHostUpdate,
   onboardingProgressSignal,
+  provideRepairCredentialsUpdate,
   rotateKeyUpdate,
   tunnelReportSignal,
   type ChangeRecord,
@@ -193,6 +194,7 @@ export async function hostLifecycle(input: OnboardHostInput, options: HostLifecy
   let tunnelSeen = 0; // bumps on every tunnel report that changed something
   let offboardRequested = false;
   let approved: { hostKeySha256: string; hop: SshHop } | undefined;
+  let credentialGiven: { credential: SshCredential; hop: SshHop } | undefined;
   let changeSeq = carry?.changeSeq ?? 0;
   const queue: ChangeRecord[] = [];
   let v2 = false; // HOST_WATCH_V2_PATCH, decided when the watch starts
@@ -254,6 +256,23 @@ export async function hostLifecycle(input: OnboardHostInput, options: HostLifecy
         if (status.offeredHostKeySha256 && arg.hostKeySha256 !== status.offeredHostKeySha256) {
           throw new Error(`approval does not match the key the ${waiting} offered (${status.offeredHostKeySha256})`);
         }
+      },
+    },
+  );
+  setHandler(
+    provideRepairCredentialsUpdate,
+    (credential: SshCredential, which?: { hop?: SshHop }) => {
+      const hop = which?.hop ?? status.waitingOn ?? 'target';
+      credentialGiven = { credential, hop };
+      return { accepted: true as const, hop };
+    },
+    {
+      validator: (credential: SshCredential, which?: { hop?: SshHop }) => {
+        if (state.phase !== 'needs-credentials') throw new Error(`host is not waiting for credentials (phase ${state.phase})`);
+        const waiting = status.waitingOn ?? 'target';
+        if (which?.hop !== undefined && which.hop !== waiting) throw new Error(`the ${waiting} is waiting, not the ${String(which.hop)}`);
+        const problem = credentialProblem(credential);
+        if (problem) throw new Error(problem);
       },
     },
   );
@@ -424,10 +443,12 @@ export async function hostLifecycle(input: OnboardHostInput, options: HostLifecy
     const startedAt = now();
     const svc = service;
     const done: string[] = [];
-    type Rung = 'ok' | 'failed' | 'host-key' | 'unreachable';
+    type Rung = 'ok' | 'failed' | 'host-key' | 'refused' | 'unreachable';
     let hostKeyFailure: ReturnType<typeof errorOf> | undefined;
+    let refusedLogin: ReturnType<typeof errorOf> | undefined;
     let failedAs: DegradedReason = reason;
-    const rung = async (action: string, run: () => Promise<unknown>): Promise<Rung> => {
+    /** `forward` rungs: an AuthFailed there is the forward key's (re-authorized next pass), not a login for a person. */
+    const rung = async (action: string, run: () => Promise<unknown>, forward = false): Promise<Rung> => {
       try {
         await run();
         done.push(action);
@@ -441,6 +462,14 @@ export async function hostLifecycle(input: OnboardHostInput, options: HostLifecy
           return 'host-key';
         }
         if (e.type === FailureType.HostUnreachable) return 'unreachable';
+        if (v2 && e.type === FailureType.AuthFailed && forward) {
+          status.tunnel = { tunnelId: svc.tunnel?.tunnelId ?? '', state: 'refused', since: now(), error: { type: e.type, message: e.message } };
+          return 'failed';
+        }
+        if (v2 && e.type === FailureType.AuthFailed) {
+          refusedLogin = e;
+          return 'refused';
+        }
         return 'failed';
       }
     };
@@ -467,8 +496,10 @@ export async function hostLifecycle(input: OnboardHostInput, options: HostLifecy
       }
       if (outcome === 'ok') {
         const tunnel = t;
-        outcome = await rung(reason === 'TunnelDown' ? 'restart the tunnel' : 'ensure the tunnel', () =>
-          repair.ensureTunnel(tunnel, { connectDeadlineMs: 60_000, hostId: input.hostId, ...(v2 && reason === 'TunnelDown' ? { restart: true } : {}) }),
+        outcome = await rung(
+          reason === 'TunnelDown' ? 'restart the tunnel' : 'ensure the tunnel',
+          () => repair.ensureTunnel(tunnel, { connectDeadlineMs: 60_000, hostId: input.hostId, ...(v2 && reason === 'TunnelDown' ? { restart: true } : {}) }),
+          true,
         );
         if (outcome === 'ok') status.tunnel = { tunnelId: tunnel.tunnelId, state: 'connected', since: now() };
       }
@@ -526,6 +557,33 @@ export async function hostLifecycle(input: OnboardHostInput, options: HostLifecy
         if (svc.target.via && svc.target.via.address === address && svc.target.via.port === port) status.onboarding.bastionHostKeySha256 = key;
       }
       return repairOnce('HostKeyMismatch');
+    }
+    if (outcome === 'refused') {
+      // A login was refused: cloudroot's key (someone removed it) or the bastion's login. A person gives one.
+      const d = refusedLogin?.details ?? {};
+      const hop: SshHop = d.hop === 'via' || d.hop === 'bastion' ? 'bastion' : 'target';
+      status.waitingOn = hop;
+      moveTo('needs-credentials');
+      await condition(() => credentialGiven !== undefined || offboardRequested);
+      status.waitingOn = undefined;
+      if (!credentialGiven) return false;
+      const { credential, hop: answered } = credentialGiven;
+      credentialGiven = undefined;
+      if (answered === 'bastion' && svc.target.via) {
+        service = { ...svc, target: { ...svc.target, via: { ...svc.target.via, credential } } };
+      } else {
+        // The bootstrap login recreates cloudroot with a new key (exactly that key, plus the forward-only ones).
+        moveTo('repairing', reason);
+        const again = await rung('recreate cloudroot', async () => {
+          const made = await repair.createCloudroot({ hostId: input.hostId, target: { ...svc.target, credential } });
+          service = { ...svc, target: { ...svc.target, credential: { username: made.username, privateKey: made.privateKey } } };
+        });
+        if (again !== 'ok') {
+          moveTo('degraded', again === 'unreachable' ? 'HostUnreachable' : reason);
+          return false;
+        }
+      }
+      return repairOnce(reason);
     }
     moveTo('degraded', outcome === 'unreachable' ? 'HostUnreachable' : failedAs);
     return false;

@@ -1,4 +1,4 @@
-import type { AgentHealth, AgentOptions, OnboardingPhase, OnboardingStatus, SshHop, SshTarget, TunnelSpec } from '../contracts';
+import type { AgentHealth, AgentOptions, OnboardingPhase, OnboardingStatus, SshCredential, SshHop, SshTarget, TunnelSpec } from '../contracts';
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
 import type { HostStateView } from './state';
 
@@ -85,6 +85,11 @@ export interface HostStatus extends HostStateView {
 export const hostStatusQuery = defineQuery<HostStatus>('hostStatus');
 /** Offboard: stop watching, undo every step (cancelling an onboarding in flight first), end `offboarded`. */
 export const offboardHostUpdate = defineUpdate<{ accepted: true }, []>('offboard');
+/**
+ * A repair whose login was refused (cloudroot's key no longer accepted, or the bastion's login) waits for this:
+ * for the host, a bootstrap login (sealed) that recreates cloudroot with a new key; for the bastion, its new login.
+ */
+export const provideRepairCredentialsUpdate = defineUpdate<{ accepted: true; hop: SshHop }, [SshCredential, { hop?: SshHop }?]>('provideRepairCredentials');
 /** Change the agent of a healthy (or degraded) host: re-run the role, verify, roll back when verification fails. */
 export const changeHostUpdate = defineUpdate<{ accepted: true; changeId: string }, [HostChange]>('change');
 /** Give cloudroot a new key; the old one is removed only after the new one is proven. */

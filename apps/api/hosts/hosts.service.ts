@@ -2,6 +2,7 @@ import { Injectable } from '@nestjs/common';
 import { WorkflowFailedError, WorkflowNotFoundError, type WorkflowExecutionDescription, type WorkflowHandle } from '@temporalio/client';
 import {
   approveRepairHostKeyUpdate,
+  provideRepairCredentialsUpdate,
   changeHostUpdate,
   offboardHostUpdate,
   rotateKeyUpdate,
@@ -316,6 +317,17 @@ export class HostsService {
 
   async provideCredentials(id: string, dto: ProvideCredentialsDto): Promise<{ accepted: true }> {
     const credential = toSshCredential(dto, this.temporal.config.keys.sealer);
+    const host = await this.hostEntity(id);
+    // A repair whose login was refused waits itself (a bootstrap login recreates cloudroot); onboarding waits in its child.
+    if (host && host.status.phase === 'needs-credentials' && host.status.onboarding?.phase === 'healthy') {
+      try {
+        return await this.temporal.update(
+          this.temporal.client.workflow.getHandle(workflowIds.host(id)), provideRepairCredentialsUpdate, [credential, { hop: dto.hop }], ErrorCode.HostNotFound,
+        );
+      } finally {
+        this.details.invalidate(id);
+      }
+    }
     const handle = this.temporal.client.workflow.getHandle(workflowIds.onboarding(id));
     try {
       return await this.temporal.update(handle, provideCredentialsUpdate, [credential, { hop: dto.hop }], ErrorCode.HostNotFound);
