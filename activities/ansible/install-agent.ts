@@ -11,7 +11,8 @@ import type { ActivityDeps } from '../deps';
 import { dialSsh, openJumpListener, scanHostKey } from '../ssh/dialer';
 import { isLoginRefused } from '../ssh/errors';
 import { describeFailure, totals, type PlaybookRecap } from './recap';
-import { runPlaybook, whileHeartbeating, type PlaybookRun } from './run-playbook';
+import { whileHeartbeating } from '../heartbeat';
+import { runPlaybook, type PlaybookRun } from './run-playbook';
 
 export interface InstallAgentInput {
   hostId: string;
