@@ -130,7 +130,7 @@ describe('the status script on this machine', () => {
     expect(run()?.state).toMatch(/^not installed \(no unit or supervisor of ours; a telegraf binary is at /);
   });
 
-  it('tells a supervised Telegraf from stale pid files, and takes the newest error line of the log', () => {
+  it("tells a supervised Telegraf from stale pid files, and takes Telegraf's newest error line from the log", () => {
     writeFileSync(paths.supervisorPath, '#!/bin/sh\n');
     // Stale: the pids name processes that are not the supervisor and Telegraf (this test runner).
     writeFileSync(paths.supervisorPidFile, `${process.pid}\n`);
@@ -142,13 +142,30 @@ describe('the status script on this machine', () => {
       '2025-06-01T10:00:12Z W! [agent] a warning is not an error',
       '',
     ].join('\n'));
+    // Telegraf's own words win over the supervisor's newer "exited" line: they say why.
     expect(run()).toEqual({
-      manager: 'supervisor', running: false, state: 'supervisor not running', error: '2025-06-01T10:00:11Z supervisor[40]: telegraf exited with status 1; restarting in 1s',
+      manager: 'supervisor',
+      running: false,
+      state: 'supervisor not running',
+      error: '2025-06-01T10:00:10Z E! [outputs.influxdb_v2] When writing to [http://127.0.0.1:18086/api/v2/write]: connection refused',
     });
     const sp = start('telegraf-supervisor');
     const tg = start('telegraf');
     writeFileSync(paths.supervisorPidFile, `${sp}\n`);
     writeFileSync(paths.pidFile, `${tg}\n`);
     expect(run()).toMatchObject({ manager: 'supervisor', running: true, state: `supervised pid ${tg} (supervisor pid ${sp})`, telegrafPid: tg });
+  });
+
+  it("takes the supervisor's words when Telegraf said nothing (killed), and nothing from a clean log", () => {
+    writeFileSync(paths.supervisorPath, '#!/bin/sh\n');
+    writeFileSync(paths.supervisorLog, '2025-06-01T10:00:00Z I! Starting Telegraf 1.39.3\n');
+    expect(run()).not.toHaveProperty('error');
+    writeFileSync(paths.supervisorLog, [
+      '2025-06-01T10:00:00Z supervisor[40]: started telegraf (pid 41)',
+      '2025-06-01T10:00:09Z supervisor[40]: telegraf exited with status 137; restarting in 1s',
+      '2025-06-01T10:00:10Z supervisor[40]: started telegraf (pid 52)',
+      '',
+    ].join('\n'));
+    expect(run()?.error).toBe('2025-06-01T10:00:09Z supervisor[40]: telegraf exited with status 137; restarting in 1s');
   });
 });

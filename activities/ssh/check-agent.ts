@@ -43,11 +43,10 @@ export const TELEGRAF_ROLE_PATHS: RolePaths = {
 export const RESTART_WAIT_S = 30;
 export const SETTLE_S = 2;
 
-/**
- * Telegraf's error lines (`2025-01-01T00:00:00Z E! [outputs.influxdb_v2] …`) and its manager's words for an exit
- * (the supervisor's "telegraf exited with status N", systemd's "Main process exited" / "Failed with result").
- */
-const ERROR_LINE = String.raw`(^|[[:space:]])E! |telegraf exited with status|Main process exited|Failed with result`;
+/** Telegraf's error lines: `2025-01-01T00:00:00Z E! [outputs.influxdb_v2] …`, `… E! loading config file … failed: …`. */
+const TELEGRAF_ERROR = String.raw`(^|[[:space:]])E! `;
+/** Its manager's words for an exit: the supervisor's "telegraf exited with status N", systemd's. */
+const MANAGER_ERROR = String.raw`telegraf exited with status|Main process exited|Failed with result`;
 
 function preamble(p: RolePaths): string {
   // The kernel keeps 15 characters of a script's name as its process name (the role's uninstall matches it too).
@@ -65,7 +64,9 @@ k() { printf '%s=%s\\n' "$1" "$(printf '%s' "$2" | tr '\\n' ' ')"; }
 # alive PID NAME: PID is a live process called NAME (a stale pid file names nobody, or someone else).
 alive() {
   case "$1" in ''|*[!0-9]*) return 1 ;; esac
-  [ "$(cat "/proc/$1/comm" 2>/dev/null)" = "$2" ]
+  [ "$(cat "/proc/$1/comm" 2>/dev/null)" = "$2" ] || return 1
+  # A zombie has exited already (its parent has not reaped it yet).
+  ! grep -q '^State:[[:space:]]*Z' "/proc/$1/status" 2>/dev/null
 }
 `;
 }
@@ -77,7 +78,13 @@ alive() {
  * `error=<the newest error line>`, and `check-agent-ok` last.
  */
 export function statusScript(p: RolePaths = TELEGRAF_ROLE_PATHS): string {
-  return `${preamble(p)}errors() { grep -E ${shellQuote(ERROR_LINE)} | tail -n 1 | tail -c 2000; }
+  return `${preamble(p)}# The newest line in which Telegraf says why; only when there is none, its manager's words for an exit.
+errors() {
+  text=$(cat)
+  l=$(printf '%s\n' "$text" | grep -E ${shellQuote(TELEGRAF_ERROR)} | tail -n 1)
+  [ -n "$l" ] || l=$(printf '%s\n' "$text" | grep -E ${shellQuote(MANAGER_ERROR)} | tail -n 1)
+  printf '%s' "$l" | tail -c 2000
+}
 if [ -d /run/systemd/system ] && [ -f "$UNIT_FILE" ] && command -v systemctl >/dev/null 2>&1; then
   k manager systemd
   systemctl show -p LoadState -p ActiveState -p SubState -p Result "$UNIT" 2>/dev/null | sed -n 's/^\\([A-Za-z]*\\)=/unit.\\1=/p'
@@ -102,7 +109,8 @@ echo check-agent-ok
  * new Telegraf process and SETTLE_S more to see it stay. Prints `method=…`, `restart_error=…` when the manager
  * refused, `settled=<pid>|no`, and `restart-agent-ok` last.
  */
-export function restartScript(manager: 'systemd' | 'supervisor', p: RolePaths = TELEGRAF_ROLE_PATHS): string {
+export function restartScript(manager: 'systemd' | 'supervisor', p: RolePaths = TELEGRAF_ROLE_PATHS, waitS = RESTART_WAIT_S, settleS = SETTLE_S): string {
+  if (!Number.isInteger(waitS) || waitS < 1 || !Number.isInteger(settleS) || settleS < 0) throw new Error('invalid restart timing');
   const restart = manager === 'systemd'
     ? `k method 'systemctl restart'
 if ! out=$(systemctl restart "$UNIT" 2>&1); then k restart_error "$(printf '%s' "$out" | tail -n 3)"; fi
@@ -122,7 +130,7 @@ fi
 `;
   return `${preamble(p)}old=$(cat "$TG_PID" 2>/dev/null || true)
 ${restart}i=0 new=''
-while [ "$i" -lt ${RESTART_WAIT_S * 5} ]; do
+while [ "$i" -lt ${waitS * 5} ]; do
   new=$(cat "$TG_PID" 2>/dev/null || true)
   if [ "$new" != "$old" ] && alive "$new" telegraf; then break; fi
   new=''
@@ -130,7 +138,7 @@ while [ "$i" -lt ${RESTART_WAIT_S * 5} ]; do
   i=$((i + 1))
 done
 if [ -n "$new" ]; then
-  sleep ${SETTLE_S}
+  sleep ${settleS}
   if alive "$new" telegraf; then k settled "$new"; else k settled no; fi
 else
   k settled no
@@ -220,7 +228,17 @@ async function asRoot(session: SshSession, e: Endpoint, username: string, script
  * false). Idempotent: a running Telegraf is only looked at. No agent is `manager: 'none'`, not a failure. SSH
  * failures are the dialer's (HostKeyMismatch, AuthFailed, HostUnreachable).
  */
-export function checkAgent(deps: ActivityDeps, paths: RolePaths = TELEGRAF_ROLE_PATHS) {
+export interface CheckAgentOptions {
+  paths?: RolePaths;
+  /** Seconds a restart may take to bring Telegraf up, and that it must then stay up (tests shorten them). */
+  restartWaitS?: number;
+  settleS?: number;
+}
+
+export function checkAgent(deps: ActivityDeps, opts: CheckAgentOptions = {}) {
+  const paths = opts.paths ?? TELEGRAF_ROLE_PATHS;
+  const waitS = opts.restartWaitS ?? RESTART_WAIT_S;
+  const settleS = opts.settleS ?? SETTLE_S;
   return async function checkAgent(input: CheckAgentInput): Promise<AgentHealth> {
     const { target } = input;
     if (typeof input.hostId !== 'string' || !HOST_ID_PATTERN.test(input.hostId)) throw invalidInput(`hostId must match ${HOST_ID_PATTERN}`);
@@ -245,7 +263,7 @@ export function checkAgent(deps: ActivityDeps, paths: RolePaths = TELEGRAF_ROLE_
         let restarted = false;
         let note = '';
         if (!seen.running && seen.manager !== 'none' && input.restart !== false) {
-          const res = await asRoot(session, e, username, restartScript(seen.manager, paths), (RESTART_WAIT_S + SETTLE_S + 120) * 1000);
+          const res = await asRoot(session, e, username, restartScript(seen.manager, paths, waitS, settleS), (waitS + settleS + 120) * 1000);
           const r = res.code === 0 ? parseRestart(res.stdout) : undefined;
           if (!r) throw agentCheckFailed(e, `the restart script failed (exit ${res.code}): ${tail(res.stderr, secrets)}`);
           restarted = true;
