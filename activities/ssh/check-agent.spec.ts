@@ -2,7 +2,8 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { TELEGRAF_ROLE_PATHS, parseAgentStatus, parseRestart, restartScript, statusScript, type RolePaths } from './check-agent';
+import { AGENT_LAYOUT, parseAgentStatus, parseRestart, restartScript, statusScript, type AgentLayout } from './check-agent';
+import { shellQuote } from './shell';
 
 const ROLE = path.join(__dirname, '../../deploy/ansible/roles/telegraf');
 
@@ -11,14 +12,14 @@ describe('where checkAgent looks', () => {
   const value = (name: string) => new RegExp(`^${name}: (.*)$`, 'm').exec(defaults)?.[1].trim();
 
   it("is where the role puts things (its defaults and its unit's path)", () => {
-    expect(value('telegraf_supervisor_path')).toBe(TELEGRAF_ROLE_PATHS.supervisorPath);
-    expect(value('telegraf_supervisor_pid_file')).toBe(TELEGRAF_ROLE_PATHS.supervisorPidFile);
-    expect(value('telegraf_supervisor_log')).toBe(TELEGRAF_ROLE_PATHS.supervisorLog);
-    expect(value('telegraf_pid_file')).toBe(TELEGRAF_ROLE_PATHS.pidFile);
-    for (const bin of TELEGRAF_ROLE_PATHS.binaries) expect(value('telegraf_binary_path')).toContain(`'${bin}'`);
+    expect(value('telegraf_supervisor_path')).toBe(AGENT_LAYOUT.supervisorPath);
+    expect(value('telegraf_supervisor_pid_file')).toBe(AGENT_LAYOUT.supervisorPidFile);
+    expect(value('telegraf_supervisor_log')).toBe(AGENT_LAYOUT.supervisorLog);
+    expect(value('telegraf_pid_file')).toBe(AGENT_LAYOUT.pidFile);
+    for (const bin of AGENT_LAYOUT.binaries) expect(value('telegraf_binary_path')).toContain(`'${bin}'`);
     const service = readFileSync(path.join(ROLE, 'tasks/service.yml'), 'utf8');
-    expect(service).toContain(`dest: ${TELEGRAF_ROLE_PATHS.unitFile}`);
-    expect(service).toMatch(new RegExp(`name: ${TELEGRAF_ROLE_PATHS.unit.replace(/\.service$/, '')}\\n`));
+    expect(service).toContain(`dest: ${AGENT_LAYOUT.unitFile}`);
+    expect(service).toMatch(new RegExp(`name: ${AGENT_LAYOUT.unit.replace(/\.service$/, '')}\\n`));
   });
 
   it('the scripts are valid POSIX sh', () => {
@@ -96,13 +97,13 @@ describe('parseRestart', () => {
 // (copies of sleep, so the kernel names them as it names the real ones) and a log with errors in it.
 describe('the status script on this machine', () => {
   let dir: string;
-  let paths: RolePaths;
+  let paths: AgentLayout;
   const procs: ChildProcess[] = [];
   beforeEach(() => {
     dir = mkdtempSync(path.join(os.tmpdir(), 'ao-check-agent-'));
     mkdirSync(path.join(dir, 'lib'));
     paths = {
-      ...TELEGRAF_ROLE_PATHS,
+      ...AGENT_LAYOUT,
       unitFile: path.join(dir, 'telegraf.service'),
       supervisorPath: path.join(dir, 'lib/telegraf-supervisor'),
       supervisorPidFile: path.join(dir, 'supervisor.pid'),
@@ -167,5 +168,67 @@ describe('the status script on this machine', () => {
       '',
     ].join('\n'));
     expect(run()?.error).toBe('2025-06-01T10:00:09Z supervisor[40]: telegraf exited with status 137; restarting in 1s');
+  });
+});
+
+// The systemd branch with stand-ins for systemctl and journalctl on the scripts' PATH (this machine runs no systemd).
+describe('the systemd branch on this machine', () => {
+  let dir: string;
+  let layout: AgentLayout;
+  beforeEach(() => {
+    dir = mkdtempSync(path.join(os.tmpdir(), 'ao-check-agent-sd-'));
+    mkdirSync(path.join(dir, 'bin'));
+    mkdirSync(path.join(dir, 'systemd'));
+    layout = { ...AGENT_LAYOUT, unitFile: path.join(dir, 'telegraf.service'), pidFile: path.join(dir, 'telegraf.pid'), systemdRunDir: path.join(dir, 'systemd'), path: `${dir}/bin:${AGENT_LAYOUT.path}` };
+    writeFileSync(layout.unitFile, '[Service]\n');
+    copyFileSync('/bin/sleep', path.join(dir, 'telegraf'));
+    writeFileSync(path.join(dir, 'props'), 'LoadState=loaded\nActiveState=failed\nSubState=failed\nResult=exit-code\n');
+    writeFileSync(path.join(dir, 'journal'), [
+      '2025-06-01T10:00:00+0000 h1 telegraf[77]: 2025-06-01T10:00:00Z E! [telegraf] Error running agent: input plugins recorded 1 errors',
+      '2025-06-01T10:00:00+0000 h1 systemd[1]: telegraf.service: Main process exited, code=exited, status=1/FAILURE',
+      "2025-06-01T10:00:00+0000 h1 systemd[1]: telegraf.service: Failed with result 'exit-code'.",
+      '',
+    ].join('\n'));
+    const F = shellQuote(dir);
+    writeFileSync(path.join(dir, 'bin/systemctl'), `#!/bin/sh
+F=${F}
+echo "$*" >> "$F/calls"
+case "$1" in
+  show) if [ "$3" = NeedDaemonReload ]; then echo no; exit 0; fi; cat "$F/props"; echo 'Not a property'; ;;
+  restart)
+    "$F/telegraf" 60 </dev/null >/dev/null 2>&1 &
+    echo $! > "$F/telegraf.pid"
+    printf 'LoadState=loaded\\nActiveState=active\\nSubState=running\\nResult=success\\n' > "$F/props" ;;
+esac
+`, { mode: 0o755 });
+    writeFileSync(path.join(dir, 'bin/journalctl'), `#!/bin/sh\necho "journalctl $*" >> ${F}/calls\ncat ${F}/journal\n`, { mode: 0o755 });
+  });
+  afterEach(() => {
+    spawnSync('sh', ['-c', `kill -KILL "$(cat ${shellQuote(layout.pidFile)})" 2>/dev/null`]);
+    rmSync(dir, { recursive: true, force: true });
+  });
+  const sh = (script: string) => spawnSync('sh', ['-s'], { input: script }).stdout.toString();
+
+  it('reads the unit and the journal, restarts with systemctl, and sees the new process stay up', () => {
+    expect(parseAgentStatus(sh(statusScript(layout)))).toEqual({
+      manager: 'systemd',
+      running: false,
+      state: 'failed (failed), result exit-code',
+      error: '2025-06-01T10:00:00+0000 h1 telegraf[77]: 2025-06-01T10:00:00Z E! [telegraf] Error running agent: input plugins recorded 1 errors',
+    });
+    const restarted = parseRestart(sh(restartScript('systemd', { layout, waitS: 3, settleS: 1 })))!;
+    expect(restarted.method).toBe('systemctl restart');
+    expect(restarted.settledPid).toBe(Number(readFileSync(layout.pidFile, 'utf8')));
+    expect(parseAgentStatus(sh(statusScript(layout)))).toMatchObject({ manager: 'systemd', running: true, state: 'active (running)', telegrafPid: restarted.settledPid });
+    const calls = readFileSync(path.join(dir, 'calls'), 'utf8');
+    expect(calls).toContain('show -p LoadState -p ActiveState -p SubState -p Result telegraf.service');
+    expect(calls).toContain('journalctl -u telegraf.service -n 2000 --no-pager -o short-iso');
+    expect(calls).toContain('restart telegraf.service');
+    expect(calls).not.toContain('daemon-reload');
+  });
+
+  it('without a running systemd the unit file alone does not make it the manager', () => {
+    rmSync(layout.systemdRunDir, { recursive: true });
+    expect(parseAgentStatus(sh(statusScript(layout)))?.manager).toBe('none');
   });
 });

@@ -16,7 +16,8 @@ import { shellQuote } from './shell';
  * once, skipping its backoff) and a `start-stop-daemon --start` of a dead one.
  */
 
-export interface RolePaths {
+/** Where checkAgent looks on a host. */
+export interface AgentLayout {
   unit: string;
   unitFile: string;
   supervisorPath: string;
@@ -26,10 +27,17 @@ export interface RolePaths {
   pidFile: string;
   /** Where Telegraf is when nothing of ours runs it: artifact mode's, repo mode's. */
   binaries: readonly string[];
+  /** Exists while systemd is the running init (what sd_booted() checks). */
+  systemdRunDir: string;
+  /** PATH of the scripts (sudo's secure_path may lack the sbin directories). */
+  path: string;
 }
 
-/** Where the role puts things (its defaults, and the unit path in tasks/service.yml); check-agent.spec.ts compares. */
-export const TELEGRAF_ROLE_PATHS: RolePaths = {
+/**
+ * Where the role puts things (its defaults, and the unit path in tasks/service.yml; check-agent.spec.ts compares)
+ * and where a Debian host has the rest.
+ */
+export const AGENT_LAYOUT: AgentLayout = {
   unit: 'telegraf.service',
   unitFile: '/etc/systemd/system/telegraf.service',
   supervisorPath: '/usr/local/lib/telegraf/telegraf-supervisor',
@@ -37,6 +45,8 @@ export const TELEGRAF_ROLE_PATHS: RolePaths = {
   supervisorLog: '/var/log/telegraf/supervisor.log',
   pidFile: '/run/telegraf/telegraf.pid',
   binaries: ['/usr/local/bin/telegraf', '/usr/bin/telegraf'],
+  systemdRunDir: '/run/systemd/system',
+  path: '/usr/sbin:/usr/bin:/sbin:/bin',
 };
 
 /** How long a restart may take to bring up a Telegraf process, then how long that process must stay up. */
@@ -48,11 +58,11 @@ const TELEGRAF_ERROR = String.raw`(^|[[:space:]])E! `;
 /** Its manager's words for an exit: the supervisor's "telegraf exited with status N", systemd's. */
 const MANAGER_ERROR = String.raw`telegraf exited with status|Main process exited|Failed with result`;
 
-function preamble(p: RolePaths): string {
+function preamble(p: AgentLayout): string {
   // The kernel keeps 15 characters of a script's name as its process name (the role's uninstall matches it too).
   const supervisorName = p.supervisorPath.slice(p.supervisorPath.lastIndexOf('/') + 1).slice(0, 15);
   return `set -u
-PATH=/usr/sbin:/usr/bin:/sbin:/bin
+PATH=${shellQuote(p.path)}
 UNIT=${shellQuote(p.unit)}
 UNIT_FILE=${shellQuote(p.unitFile)}
 SUP=${shellQuote(p.supervisorPath)}
@@ -77,7 +87,7 @@ alive() {
  * the process in the role's pid file is Telegraf, `binary=<path>` for a Telegraf that nothing of ours runs,
  * `error=<the newest error line>`, and `check-agent-ok` last.
  */
-export function statusScript(p: RolePaths = TELEGRAF_ROLE_PATHS): string {
+export function statusScript(p: AgentLayout = AGENT_LAYOUT): string {
   return `${preamble(p)}# The newest line in which Telegraf says why; only when there is none, its manager's words for an exit.
 errors() {
   text=$(cat)
@@ -85,7 +95,7 @@ errors() {
   [ -n "$l" ] || l=$(printf '%s\n' "$text" | grep -E ${shellQuote(MANAGER_ERROR)} | tail -n 1)
   printf '%s' "$l" | tail -c 2000
 }
-if [ -d /run/systemd/system ] && [ -f "$UNIT_FILE" ] && command -v systemctl >/dev/null 2>&1; then
+if [ -d ${shellQuote(p.systemdRunDir)} ] && [ -f "$UNIT_FILE" ] && command -v systemctl >/dev/null 2>&1; then
   k manager systemd
   systemctl show -p LoadState -p ActiveState -p SubState -p Result "$UNIT" 2>/dev/null | sed -n 's/^\\([A-Za-z]*\\)=/unit.\\1=/p'
   k error "$(journalctl -u "$UNIT" -n 2000 --no-pager -o short-iso 2>/dev/null | errors)"
@@ -109,10 +119,15 @@ echo check-agent-ok
  * new Telegraf process and SETTLE_S more to see it stay. Prints `method=…`, `restart_error=…` when the manager
  * refused, `settled=<pid>|no`, and `restart-agent-ok` last.
  */
-export function restartScript(manager: 'systemd' | 'supervisor', p: RolePaths = TELEGRAF_ROLE_PATHS, waitS = RESTART_WAIT_S, settleS = SETTLE_S): string {
+export function restartScript(
+  manager: 'systemd' | 'supervisor',
+  { layout: p = AGENT_LAYOUT, waitS = RESTART_WAIT_S, settleS = SETTLE_S }: { layout?: AgentLayout; waitS?: number; settleS?: number } = {},
+): string {
   if (!Number.isInteger(waitS) || waitS < 1 || !Number.isInteger(settleS) || settleS < 0) throw new Error('invalid restart timing');
   const restart = manager === 'systemd'
     ? `k method 'systemctl restart'
+# As the role's handler does (daemon_reload): a unit file changed on disk is read before the restart.
+if [ "$(systemctl show -p NeedDaemonReload --value "$UNIT" 2>/dev/null)" = yes ]; then systemctl daemon-reload || true; fi
 if ! out=$(systemctl restart "$UNIT" 2>&1); then k restart_error "$(printf '%s' "$out" | tail -n 3)"; fi
 `
     : `sp=$(cat "$SUP_PID" 2>/dev/null || true)
@@ -229,14 +244,14 @@ async function asRoot(session: SshSession, e: Endpoint, username: string, script
  * failures are the dialer's (HostKeyMismatch, AuthFailed, HostUnreachable).
  */
 export interface CheckAgentOptions {
-  paths?: RolePaths;
+  layout?: AgentLayout;
   /** Seconds a restart may take to bring Telegraf up, and that it must then stay up (tests shorten them). */
   restartWaitS?: number;
   settleS?: number;
 }
 
 export function checkAgent(deps: ActivityDeps, opts: CheckAgentOptions = {}) {
-  const paths = opts.paths ?? TELEGRAF_ROLE_PATHS;
+  const layout = opts.layout ?? AGENT_LAYOUT;
   const waitS = opts.restartWaitS ?? RESTART_WAIT_S;
   const settleS = opts.settleS ?? SETTLE_S;
   return async function checkAgent(input: CheckAgentInput): Promise<AgentHealth> {
@@ -250,7 +265,7 @@ export function checkAgent(deps: ActivityDeps, opts: CheckAgentOptions = {}) {
     const log = deps.log.child({ hostId: input.hostId, address: target.address });
 
     const status = async (session: SshSession): Promise<AgentStatus> => {
-      const res = await asRoot(session, e, username, statusScript(paths), 60_000);
+      const res = await asRoot(session, e, username, statusScript(layout), 60_000);
       const parsed = res.code === 0 ? parseAgentStatus(res.stdout) : undefined;
       if (!parsed) throw agentCheckFailed(e, `the check script failed (exit ${res.code}): ${tail(res.stderr, secrets)}`);
       return parsed;
@@ -263,7 +278,7 @@ export function checkAgent(deps: ActivityDeps, opts: CheckAgentOptions = {}) {
         let restarted = false;
         let note = '';
         if (!seen.running && seen.manager !== 'none' && input.restart !== false) {
-          const res = await asRoot(session, e, username, restartScript(seen.manager, paths, waitS, settleS), (waitS + settleS + 120) * 1000);
+          const res = await asRoot(session, e, username, restartScript(seen.manager, { layout, waitS, settleS }), (waitS + settleS + 120) * 1000);
           const r = res.code === 0 ? parseRestart(res.stdout) : undefined;
           if (!r) throw agentCheckFailed(e, `the restart script failed (exit ${res.code}): ${tail(res.stderr, secrets)}`);
           restarted = true;
