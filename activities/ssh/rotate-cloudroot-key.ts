@@ -1,14 +1,16 @@
 import { utils } from 'ssh2';
 import { ApplicationFailure } from '@temporalio/common';
+import type { Logger } from '../../lib/logging';
 import { sealSecret, unsealSecret } from '../../lib/sealed-secret';
 import {
-  FailureType, type AddCloudrootKeyInput, type AddedCloudrootKey, type RetireCloudrootKeysInput, type SshTarget,
+  FailureType, type AddCloudrootKeyInput, type AddedCloudrootKey, type RetireCloudrootKeysInput, type SshCredential, type SshTarget,
 } from '../../workflows/contracts';
 import { FINGERPRINT_PATTERN, HOST_ID_PATTERN } from '../../workflows/input-rules';
 import type { ActivityDeps } from '../deps';
+import { whileHeartbeating } from '../heartbeat';
 import {
   KEYS_CHANGED, KEYS_REFUSED, READ_KEYS_SCRIPT, parseAuthorizedKey, parseReadKeys, retainOnly, sha256Hex, withKeyAdded,
-  writeKeysScript,
+  writeKeysScript, type Retained,
 } from './authorized-keys';
 import { USERNAME_PATTERN, cloudrootKeyComment, isCloudrootKeyLine } from './cloudroot';
 import { dialSsh, fingerprintSha256, normalizeFingerprint, type SshSession } from './dialer';
@@ -114,6 +116,32 @@ function privateKeySha256(privateKey: string): string | undefined {
 }
 
 /**
+ * Appends `line` over the current login, then proves it with a fresh login with `key` only; takes the line out again
+ * when the proof fails.
+ */
+async function installAndProve(deps: ActivityDeps, target: SshTarget, line: string, key: SshCredential, log: Logger): Promise<void> {
+  const e = endpointOf(target);
+  const sha256 = parseAuthorizedKey(line)!.sha256;
+  const session = await dialSsh(target, { keyring: deps.keyring, log: deps.log });
+  try {
+    await editAuthorizedKeys(session, e, (content) => ({ content: withKeyAdded(content, line).content, result: undefined }));
+    try {
+      // The same servers (pins as this session saw them), nothing but the new key.
+      await proveSudoLogin(deps, pinnedAs(target, session, key), e, 'the new key');
+    } catch (err) {
+      // Best effort: a key that is never handed out should not stay authorized.
+      await editAuthorizedKeys(session, e, (content) => ({
+        content: content.split('\n').filter((l) => parseAuthorizedKey(l)?.sha256 !== sha256).join('\n'),
+        result: undefined,
+      })).catch((undo: Error) => log.warn('could not take the unproven key out again', { error: undo.message }));
+      throw err;
+    }
+  } finally {
+    await session.close();
+  }
+}
+
+/**
  * Adds a new ed25519 login key for the service user beside the current one (same form and comment as the cloudroot
  * script writes), then proves a login with only the new key and that it can sudo. Returns it sealed. If the proof
  * fails, the new line is taken out again (the current key is untouched either way).
@@ -122,7 +150,6 @@ export function addCloudrootKey(deps: ActivityDeps) {
   return async function addCloudrootKey(input: AddCloudrootKeyInput): Promise<AddedCloudrootKey> {
     const { target } = input;
     validateTarget(input.hostId, target);
-    const e = endpointOf(target);
     const username = target.credential.username;
     const keys = generateEd25519({ comment: cloudrootKeyComment(input.hostId) });
     const line = keys.public.trim();
@@ -130,31 +157,31 @@ export function addCloudrootKey(deps: ActivityDeps) {
     const publicKeySha256 = parseAuthorizedKey(line)!.sha256;
     const privateKey = sealSecret(deps.keyring, keys.private);
     const log = deps.log.child({ hostId: input.hostId, address: target.address, username });
-
-    const session = await dialSsh(target, { keyring: deps.keyring, log: deps.log });
-    // The proof goes to the same server (pins as this session saw them) with nothing but the new key.
-    const proofTarget = pinnedAs(target, session, { username, privateKey });
-    try {
-      await editAuthorizedKeys(session, e, (content) => {
-        const next = withKeyAdded(content, line);
-        return { content: next.content, result: next.added };
-      });
-      try {
-        await proveSudoLogin(deps, proofTarget, e, 'the new key');
-      } catch (err) {
-        // Best effort: a key that is never handed out should not stay authorized.
-        await editAuthorizedKeys(session, e, (content) => {
-          const kept = content.split('\n').filter((l) => parseAuthorizedKey(l)?.sha256 !== publicKeySha256);
-          return { content: kept.join('\n'), result: undefined };
-        }).catch((undo: Error) => log.warn('could not take the unproven key out again', { error: undo.message }));
-        throw err;
-      }
-    } finally {
-      await session.close();
-    }
+    await whileHeartbeating(installAndProve(deps, target, line, { username, privateKey }, log), { step: 'add-cloudroot-key', hostId: input.hostId });
     log.info('cloudroot key added', { publicKeySha256 });
     return { username, privateKey, publicKeySha256 };
   };
+}
+
+/** Proves `target`'s key can sudo, keeps only it (and the forward-only keys), proves it again with a fresh login. */
+async function retainAndProve(deps: ActivityDeps, target: SshTarget, keep: string): Promise<Retained> {
+  const e = endpointOf(target);
+  const session = await dialSsh(target, { keyring: deps.keyring, log: deps.log });
+  let outcome: Retained;
+  try {
+    await requireSudo(session, e, target.credential.username, 'the key to keep');
+    outcome = await editAuthorizedKeys(session, e, (content) => {
+      const r = retainOnly(content, keep);
+      if (r.kept === 0) {
+        throw cloudrootKeyFailed(e, 'the key to keep is not in ~/.ssh/authorized_keys (sshd reads keys from elsewhere?): nothing removed', { nonRetryable: true });
+      }
+      return { content: r.content, result: r };
+    });
+  } finally {
+    await session.close();
+  }
+  if (outcome.removed > 0) await proveSudoLogin(deps, pinnedAs(target, session), e, 'the kept key');
+  return outcome;
 }
 
 /**
@@ -179,25 +206,8 @@ export function retireCloudrootKeys(deps: ActivityDeps) {
     }
     // Only the key we prove here may be the one that stays: anything else could lock the service user out.
     if (loginSha256 !== keep) throw invalidInput('target.credential must be the key to keep (its fingerprint is not keepPublicKeySha256)');
-    const e = endpointOf(target);
-    const username = target.credential.username;
-    const log = deps.log.child({ hostId: input.hostId, address: target.address, username });
-
-    const session = await dialSsh(target, { keyring: deps.keyring, log: deps.log });
-    let outcome: { removed: number; kept: number; forwardOnly: number };
-    try {
-      await requireSudo(session, e, username, 'the key to keep');
-      outcome = await editAuthorizedKeys(session, e, (content) => {
-        const r = retainOnly(content, keep);
-        if (r.kept === 0) {
-          throw cloudrootKeyFailed(e, 'the key to keep is not in ~/.ssh/authorized_keys (sshd reads keys from elsewhere?): nothing removed', { nonRetryable: true });
-        }
-        return { content: r.content, result: r };
-      });
-    } finally {
-      await session.close();
-    }
-    if (outcome.removed > 0) await proveSudoLogin(deps, pinnedAs(target, session), e, 'the kept key');
+    const log = deps.log.child({ hostId: input.hostId, address: target.address, username: target.credential.username });
+    const outcome = await whileHeartbeating(retainAndProve(deps, target, keep), { step: 'retire-cloudroot-keys', hostId: input.hostId });
     log.info(outcome.removed > 0 ? 'cloudroot keys retired' : 'no cloudroot key left to retire', { keep, ...outcome });
     return { removed: outcome.removed };
   };
