@@ -223,6 +223,8 @@ export const FailureType = {
   InfluxUnreachable: 'InfluxUnreachable',
   TunnelFailed: 'TunnelFailed',
   InvalidInput: 'InvalidInput',
+  /** `checkAgent` could not tell (sudo refused, the check script failed); SSH failures keep their own names. */
+  AgentCheckFailed: 'AgentCheckFailed',
 } as const;
 export type FailureType = (typeof FailureType)[keyof typeof FailureType];
 

@@ -6,12 +6,13 @@ import { unsealSecret } from '../../lib/sealed-secret';
 import {
   FailureType, type AgentInstallSummary, type AgentOptions, type AgentUninstallResult, type SshTarget,
 } from '../../workflows/contracts';
-import { HOST_ID_PATTERN, INTERVAL_PATTERN, USERNAME_PATTERN, hasTemplateSyntax, labelsProblem, urlProblem } from '../../workflows/input-rules';
+import { AGENT_VERSION_PATTERN, HOST_ID_PATTERN, INTERVAL_PATTERN, USERNAME_PATTERN, hasTemplateSyntax, labelsProblem, urlProblem } from '../../workflows/input-rules';
 import type { ActivityDeps } from '../deps';
 import { dialSsh, openJumpListener, scanHostKey } from '../ssh/dialer';
 import { isLoginRefused } from '../ssh/errors';
 import { describeFailure, totals, type PlaybookRecap } from './recap';
-import { runPlaybook, whileHeartbeating, type PlaybookRun } from './run-playbook';
+import { whileHeartbeating } from '../heartbeat';
+import { runPlaybook, type PlaybookRun } from './run-playbook';
 
 export interface InstallAgentInput {
   hostId: string;
@@ -96,11 +97,23 @@ function validate(input: UninstallAgentInput & Partial<InstallAgentInput>, insta
   if (input.agent?.interval !== undefined && (typeof input.agent.interval !== 'string' || !INTERVAL_PATTERN.test(input.agent.interval))) {
     throw invalid(`agent.interval must match ${INTERVAL_PATTERN} (e.g. "10s")`);
   }
+  if (input.agent?.version !== undefined) {
+    if (typeof input.agent.version !== 'string' || !AGENT_VERSION_PATTERN.test(input.agent.version)) {
+      throw invalid(`agent.version must match ${AGENT_VERSION_PATTERN} (a Debian package version, e.g. "1.39.3-1")`);
+    }
+    // Artifact mode copies the controller's one binary: there is no version to choose.
+    if (input.agent.mode !== 'repo') throw invalid('agent.version pins the package in repo mode only (agent.mode "repo")');
+  }
   if (input.labels !== undefined) {
     if (typeof input.labels !== 'object' || input.labels === null || Array.isArray(input.labels)) throw invalid('labels must be an object of strings');
     const problem = labelsProblem(input.labels);
     if (problem) throw invalid(`labels ${problem}`);
   }
+}
+
+/** `validate` for an install: throws InvalidInput naming the first field that is unusable. */
+export function validateInstallInput(input: InstallAgentInput): void {
+  validate(input, true);
 }
 
 /** Maps a finished run to the named failures; returns the recap when the run succeeded. */
@@ -182,25 +195,34 @@ function artifactPath(deps: ActivityDeps, mode: AgentOptions['mode']): string {
   return p;
 }
 
+/**
+ * The role's variables for an install (deploy/ansible/roles/telegraf/defaults/main.yml), after `validate`. The
+ * token is among them: they reach Ansible only through its 0600 extra-vars file.
+ */
+export function installExtraVars(deps: ActivityDeps, input: InstallAgentInput): Record<string, unknown> {
+  const mode = input.agent?.mode ?? 'artifact';
+  return {
+    telegraf_state: 'present',
+    telegraf_host_id: input.hostId,
+    telegraf_labels: input.labels ?? {},
+    telegraf_install_mode: mode,
+    telegraf_artifact_path: artifactPath(deps, mode),
+    telegraf_output_url: input.outputUrl,
+    telegraf_influx_token: deps.influx.token,
+    telegraf_influx_org: deps.influx.org,
+    telegraf_influx_bucket: deps.influx.bucket,
+    ...(input.agent?.interval ? { telegraf_interval: input.agent.interval } : {}),
+    // Empty (the role's default) installs the newest package; a version pins it (`apt install telegraf=<version>`).
+    ...(input.agent?.version ? { telegraf_package_version: input.agent.version } : {}),
+  };
+}
+
 export function installAgent(deps: ActivityDeps) {
   return async function installAgent(input: InstallAgentInput): Promise<AgentInstallSummary> {
     heartbeat({ step: 'validate' });
     validate(input, true);
-    const mode = input.agent?.mode ?? 'artifact';
-    const token = deps.influx.token;
-    const extraVars: Record<string, unknown> = {
-      telegraf_state: 'present',
-      telegraf_host_id: input.hostId,
-      telegraf_labels: input.labels ?? {},
-      telegraf_install_mode: mode,
-      telegraf_artifact_path: artifactPath(deps, mode),
-      telegraf_output_url: input.outputUrl,
-      telegraf_influx_token: token,
-      telegraf_influx_org: deps.influx.org,
-      telegraf_influx_bucket: deps.influx.bucket,
-      ...(input.agent?.interval ? { telegraf_interval: input.agent.interval } : {}),
-    };
-    const recap = await runOnHost(deps, input.target, extraVars, [token]);
+    const extraVars = installExtraVars(deps, input);
+    const recap = await runOnHost(deps, input.target, extraVars, [deps.influx.token]);
     const t = totals(recap);
     const report = recap.custom[INVENTORY_NAME] ?? {};
     const startedAt = Number(report.telegraf_started_at_ms);

@@ -4,7 +4,7 @@ import { Keyring } from '../../lib/keyring';
 import { createLogger } from '../../lib/logging';
 import { sealSecret } from '../../lib/sealed-secret';
 import { installAgent } from './install-agent';
-import { whileHeartbeating } from './run-playbook';
+import { whileHeartbeating } from '../heartbeat';
 import { generateEd25519 } from '../ssh/keys';
 
 // installAgent has a 20 s heartbeat timeout; before ansible-playbook heartbeats on its own, the activity scans the

@@ -2,9 +2,9 @@ import { existsSync } from 'node:fs';
 import { chmod, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { Context } from '@temporalio/activity';
 import execa from 'execa';
 import type { Logger } from '../../lib/logging';
+import { currentActivity } from '../heartbeat';
 import { RUN_DIR_PREFIX, RUN_MARKER_ENV, writeRunOwner } from './playbook-runs';
 import { parseRecap, shorten, type PlaybookRecap } from './recap';
 import { toUnsafeYaml } from './unsafe-yaml';
@@ -79,14 +79,6 @@ export class PlaybookError extends Error {
   override name = 'PlaybookError';
 }
 
-function currentActivity(): Context | undefined {
-  try {
-    return Context.current();
-  } catch {
-    return undefined;
-  }
-}
-
 function scrub(text: string, secrets: ReadonlyArray<string | undefined>): string {
   let out = text;
   for (const s of secrets) if (s && s.length >= 4) out = out.split(s).join('[redacted]');
@@ -157,19 +149,8 @@ async function groupGone(pgid: number, timeoutMs: number): Promise<void> {
   }
 }
 
-/** Heartbeats `details` every `intervalMs` until `work` settles (and once right away): slow steps keep the activity alive. */
-export async function whileHeartbeating<T>(work: Promise<T>, details: Record<string, unknown>, intervalMs = 2_000): Promise<T> {
-  const ctx = currentActivity();
-  if (!ctx) return work;
-  const started = Date.now();
-  ctx.heartbeat({ ...details, elapsedMs: 0 });
-  const beat = setInterval(() => ctx.heartbeat({ ...details, elapsedMs: Date.now() - started }), intervalMs);
-  try {
-    return await work;
-  } finally {
-    clearInterval(beat);
-  }
-}
+/** Lives in activities/heartbeat.ts (the SSH activities heartbeat too); re-exported for existing callers. */
+export { whileHeartbeating } from '../heartbeat';
 
 export async function runPlaybook(opts: RunPlaybookOptions): Promise<PlaybookRun> {
   const dir = deployDir();

@@ -12,6 +12,16 @@ import { generateEd25519 } from './keys';
 export const USERNAME_PATTERN = /^[a-z_][a-z0-9_-]{0,31}$/;
 const PUBLIC_KEY_PATTERN = /^ssh-ed25519 [A-Za-z0-9+/]+={0,2}( [A-Za-z0-9_.:@-]+)?$/;
 
+/** The comment of cloudroot's login keys (`agent-onboarding:<hostId>`): the first key and every rotated one. */
+export function cloudrootKeyComment(hostId: string): string {
+  return `agent-onboarding:${hostId.replace(/[^A-Za-z0-9_.@-]/g, '_').slice(0, 64)}`;
+}
+
+/** A cloudroot login key line as the cloudroot script writes it: the key and its comment, no options. */
+export function isCloudrootKeyLine(line: string): boolean {
+  return PUBLIC_KEY_PATTERN.test(line);
+}
+
 /** First stdin line after the sudo password: proves sudo consumed the password (see `SUDO_GATE`). */
 export const BEGIN_MARKER = '__ao_cloudroot_begin__';
 /**
@@ -117,8 +127,7 @@ export function createCloudroot(deps: ActivityDeps) {
     const username = input.username ?? 'cloudroot';
     if (!USERNAME_PATTERN.test(username)) throw invalidInput(`invalid service user name "${username.slice(0, 40)}"`);
     const e: Endpoint = { address: target.address, port: target.port };
-    const comment = `agent-onboarding:${input.hostId.replace(/[^A-Za-z0-9_.@-]/g, '_').slice(0, 64)}`;
-    const keys = generateEd25519({ comment });
+    const keys = generateEd25519({ comment: cloudrootKeyComment(input.hostId) });
     const publicKey = keys.public.trim();
     const sealedKey = sealSecret(deps.keyring, keys.private);
     const script = cloudrootScript(username, publicKey);

@@ -87,6 +87,26 @@ export function cloudrootRemovalFailed(e: Endpoint, reason: string, opts: { nonR
   });
 }
 
+/** Adding or retiring the service user's login keys (key rotation). The old key works until a retire succeeded. */
+export function cloudrootKeyFailed(e: Endpoint, reason: string, opts: { nonRetryable?: boolean } = {}): ApplicationFailure {
+  return ApplicationFailure.create({
+    type: FailureType.CloudrootFailed,
+    message: `rotating the service user's key on ${where(e)} failed: ${reason}`,
+    nonRetryable: opts.nonRetryable ?? false,
+    details: [{ address: e.address, port: e.port }],
+  });
+}
+
+/** Checking (or starting) Telegraf over the service login failed for a reason other than SSH itself. */
+export function agentCheckFailed(e: Endpoint, reason: string, opts: { nonRetryable?: boolean } = {}): ApplicationFailure {
+  return ApplicationFailure.create({
+    type: FailureType.AgentCheckFailed,
+    message: `checking the agent on ${where(e)} failed: ${reason}`,
+    nonRetryable: opts.nonRetryable ?? false,
+    details: [{ address: e.address, port: e.port }],
+  });
+}
+
 /**
  * The server turned this very login away: AuthFailed on the final hop, after a handshake (the details carry the
  * host key it showed). A refused jump-host login, or a key we could not even parse, is not that.

@@ -1,8 +1,10 @@
 import type { ActivityDeps } from '../deps';
+import { checkAgent } from './check-agent';
 import { createCloudroot } from './cloudroot';
 import { authorizeForwardKey, revokeForwardKey } from './forward-key';
 import { probeHost } from './probe';
 import { removeCloudroot } from './remove-cloudroot';
+import { addCloudrootKey, retireCloudrootKeys } from './rotate-cloudroot-key';
 
 export { dialSsh, openJumpListener, scanHostKey, fingerprintSha256, normalizeFingerprint } from './dialer';
 export type { SshSession, DialOptions, ExecResult, JumpListener } from './dialer';
@@ -18,5 +20,8 @@ export function createSshActivities(deps: ActivityDeps) {
     authorizeForwardKey: authorizeForwardKey(deps),
     revokeForwardKey: revokeForwardKey(deps),
     removeCloudroot: removeCloudroot(deps),
+    checkAgent: checkAgent(deps),
+    addCloudrootKey: addCloudrootKey(deps),
+    retireCloudrootKeys: retireCloudrootKeys(deps),
   };
 }

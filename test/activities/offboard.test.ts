@@ -9,6 +9,7 @@ import { sealSecret } from '../../lib/sealed-secret';
 import type { SshCredential, SshTarget } from '../../workflows/contracts';
 import { createFleet, fleetUnsupportedReason, type Fleet, type FleetHost } from '../fleet';
 import { failureOf } from '../support/failures';
+import { fleetLogins, mustExec } from '../support/fleet-logins';
 import { eventually, testStack } from '../support/stack';
 import { generateEd25519 } from '../../activities/ssh/keys';
 
@@ -25,12 +26,6 @@ const keyring = Keyring.forTests('offboard-activities');
 
 function makeDeps(): ActivityDeps {
   return { keyring, log: createLogger('test-offboard'), influx: testStack().influx, telegrafArtifact: testStack().telegrafPath };
-}
-
-async function mustExec(fleet: Fleet, host: FleetHost, command: string, input?: string): Promise<string> {
-  const r = await fleet.exec(host, command, { input, timeoutMs: 60_000 });
-  if (r.exitCode !== 0) throw new Error(`${command.slice(0, 80)} on ${host.name} failed: ${r.stderr}`);
-  return r.stdout;
 }
 
 /** Everything the role and createCloudroot put on a host; none of it may be left after offboarding. */
@@ -86,23 +81,10 @@ describeFleet('offboarding activities on fleet hosts', () => {
     await fleet?.destroy();
   });
 
-  const passwordLogin = (h: FleetHost): SshCredential => ({ username: h.bootstrapUser, password: sealSecret(keyring, h.bootstrapPassword) });
-  const loginOf = (h: FleetHost, extra: Partial<SshTarget> = {}): SshTarget => ({ address: h.address, port: h.sshPort, credential: passwordLogin(h), ...extra });
-
+  const loginOf = (h: FleetHost, extra: Partial<SshTarget> = {}) => fleetLogins(fleet, makeDeps).loginOf(h, extra);
   /** The bastion's own login with its key pinned: the jump host of the private host, and the proxy's login. */
-  const bastionLogin = async () => loginOf(bastion, { hostKeySha256: await fleet.hostKeySha256(bastion) });
-
-  /** probeHost → createCloudroot, as the onboarding does: the cloudroot login with the host key (and the jump host's) pinned. */
-  async function onboardCloudroot(host: FleetHost, hostId: string, via?: SshTarget): Promise<SshTarget> {
-    const a = ssh();
-    const probe = await a.probeHost({ target: loginOf(host, via ? { via } : {}) });
-    const pinned = loginOf(host, {
-      hostKeySha256: probe.hostKeySha256,
-      ...(via ? { via: { ...via, hostKeySha256: probe.viaHostKeySha256 } } : {}),
-    });
-    const cloudroot = await a.createCloudroot({ hostId, target: pinned });
-    return { ...pinned, credential: { username: cloudroot.username, privateKey: cloudroot.privateKey } };
-  }
+  const bastionLogin = () => fleetLogins(fleet, makeDeps).pinnedLogin(bastion);
+  const onboardCloudroot = (host: FleetHost, hostId: string, via?: SshTarget) => fleetLogins(fleet, makeDeps).onboardCloudroot(host, hostId, via);
 
   it('offboards a host onboarded by the real activities, leaves nothing of ours, and is a no-op the second time', async () => {
     const hostId = 'offboard-direct';
