@@ -16,7 +16,7 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import type { createActivities } from '../../activities';
-import { FailureType, STATUS_MEMO_KEY, credentialProblem, workflowIds, type SshCredential, type AddCloudrootKeyInput, type AddedCloudrootKey, type CheckAgentInput, type RetireCloudrootKeysInput, type AgentHealth, type AgentOptions, type OnboardHostInput, type SshHop, type SshTarget } from '../contracts';
+import { FailureType, STATUS_MEMO_KEY, credentialProblem, workflowIds, type SshCredential, type AgentHealth, type AgentOptions, type OnboardHostInput, type SshHop, type SshTarget } from '../contracts';
 import { AGENT_VERSION_PATTERN, FINGERPRINT_PATTERN, INTERVAL_PATTERN, labelsProblem } from '../input-rules';
 import { START_SLACK_MS, onboardHost, proxyLogin } from '../onboard-host';
 import { HostAddressKey, HostFreshnessKey, HostIdKey, OnboardingPhaseKey } from '../search-attributes';
@@ -38,11 +38,7 @@ import {
 } from './messages';
 import { HostState, type DegradedReason, type HostPhase } from './state';
 
-type Activities = ReturnType<typeof createActivities> & {
-  checkAgent(input: CheckAgentInput): Promise<AgentHealth>;
-  addCloudrootKey(input: AddCloudrootKeyInput): Promise<AddedCloudrootKey>;
-  retireCloudrootKeys(input: RetireCloudrootKeysInput): Promise<{ removed: number }>;
-};
+type Activities = ReturnType<typeof createActivities>;
 
 /** Tunable in tests; the defaults are what an operator gets. */
 export interface HostLifecycleOptions {
