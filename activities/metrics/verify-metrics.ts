@@ -81,7 +81,12 @@ function sleep(ms: number): Promise<void> {
     signal = undefined;
   }
   return new Promise((resolve, reject) => {
-    const t = setTimeout(resolve, ms);
-    signal?.addEventListener('abort', () => (clearTimeout(t), reject(signal!.reason)), { once: true });
+    // One listener per poll, removed when the poll ends: a 2-minute verification must not pile them up.
+    const onAbort = () => (clearTimeout(t), reject(signal!.reason));
+    const t = setTimeout(() => {
+      signal?.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    signal?.addEventListener('abort', onAbort, { once: true });
   });
 }
