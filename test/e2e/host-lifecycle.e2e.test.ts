@@ -205,6 +205,19 @@ suite('host lifecycle end to end (sweep, repair, offboard)', () => {
     expect(healed.repairs.at(-1)).toMatchObject({ outcome: 'repaired' });
     expect((await fleet.exec(host, "ss -Hltn 'sport = :18086'")).stdout.trim()).not.toBe('');
 
+    // Someone removed cloudroot's login key and the agent died: the repair's login is refused → needs-credentials;
+    // the bootstrap login recreates cloudroot with a new key and the repair goes on.
+    await fleet.exec(host, "sed -i '/agent-onboarding-forward:/!d' /home/cloudroot/.ssh/authorized_keys; pkill -KILL -f '[t]elegraf-supervisor'; pkill -KILL -x telegraf; true");
+    const askedAt = Date.now();
+    const asking = await until(id, (h) => h.phase === 'needs-credentials', STALE_AFTER_MS + 4 * SWEEP_MS + 120_000);
+    expect(asking.waitingOn).toBe('target');
+    expect(asking.repairs.at(-1)).toMatchObject({ outcome: 'failed', error: expect.stringContaining('AuthFailed') });
+    const { address: _a, port: _p, ...bootstrap } = login(host);
+    expect((await api('POST', `/v1/hosts/${id}/credentials`, bootstrap)).status).toBe(200);
+    const recreated = await until(id, (h) => h.phase === 'healthy' && h.repairs.filter((r: any) => r.outcome === 'repaired').length >= 3, 180_000);
+    console.log(JSON.stringify({ event: 'cloudroot recreated → repaired', sec: (Date.now() - askedAt) / 1000, repair: recreated.repairs.at(-1) }));
+    expect(await cloudrootLoginKeys(host)).toHaveLength(1);
+
     expect((await api('DELETE', `/v1/hosts/${id}`)).status).toBe(202);
     const gone = await until(id, (h) => h.phase === 'offboarded', 180_000);
     expect(gone.notCleaned).toEqual([]);

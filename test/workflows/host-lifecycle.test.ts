@@ -311,7 +311,10 @@ describe('hostLifecycle (dev server, fake activities)', () => {
       const waiting = await phase(h, 'needs-host-key-approval');
       expect(waiting).toMatchObject({ waitingOn: 'target', offeredHostKeySha256: KEY_B });
       expect(waiting.reason).toBeUndefined();
-      expect(waiting.repairs.at(-1)).toMatchObject({ reason: 'HostKeyMismatch', outcome: 'failed' });
+      expect(waiting.repairs.slice(-2)).toMatchObject([
+        { reason: 'HostKeyMismatch', outcome: 'failed', action: 'ensure the tunnel' },
+        { reason: 'HostKeyMismatch', outcome: 'waiting', action: `wait for a host-key approval (the target offers ${KEY_B})` },
+      ]);
       // Changes and other hops' approvals wait; only the offered key is accepted.
       await expect(h.executeUpdate(changeHostUpdate, { args: [{ interval: '30s' }] })).rejects.toBeInstanceOf(WorkflowUpdateFailedError);
       const refusal = (p: Promise<unknown>) => p.then(() => 'accepted', (e: WorkflowUpdateFailedError) => String(e.cause?.message));
@@ -320,6 +323,7 @@ describe('hostLifecycle (dev server, fake activities)', () => {
       await h.executeUpdate(approveRepairHostKeyUpdate, { args: [{ hostKeySha256: KEY_B }] });
       const repaired = await until(h, (s) => s.phase === 'healthy' && s.repairs.some((r) => r.outcome === 'repaired'));
       expect(repaired.onboarding?.hostKeySha256).toBe(KEY_B);
+      expect(repaired.repairs.at(-1)).toMatchObject({ outcome: 'repaired', action: "pin the target's new key, ensure the tunnel, check the agent, verify fresh points" });
       expect(repaired.waitingOn).toBeUndefined();
       expect(repaired.tunnel?.state).toBe('connected');
       await h.executeUpdate(offboardHostUpdate);
@@ -501,11 +505,56 @@ describe('hostLifecycle (dev server, fake activities)', () => {
       await h.executeUpdate(provideRepairCredentialsUpdate, { args: [{ username: 'root', password: sealSecret(keyring, 'pw2') }] });
       const repaired = await until(h, (s) => s.phase === 'healthy' && s.repairs.some((r) => r.outcome === 'repaired'));
       expect(repaired.waitingOn).toBeUndefined();
+      expect(repaired.repairs.map((r) => r.outcome)).toEqual(['failed', 'waiting', 'repaired']);
+      expect(repaired.repairs.at(-1)?.action).toBe('recreate cloudroot, ensure the tunnel, check the agent, verify fresh points');
+      expect(repaired.repairsLastHour).toBe(2); // waits are not repairs
       await h.terminate('done');
     });
     expect(calls).toEqual(['tunnel', 'check-agent', 'cloudroot', 'tunnel', 'check-agent', 'verify']);
     expect(targets[1].username).toBe('root'); // the bootstrap login, for createCloudroot only
     expect(targets[2].username).toBe('cloudroot');
     expect(targets[2].privateKey).not.toEqual(targets[0].privateKey); // the recreated key
+  });
+
+  it('a degraded host can be changed (the change may be the fix); an offboard during a change runs after it', async () => {
+    const calls: string[] = [];
+    let verifies = 0;
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    let installs = 0;
+    const acts = fakes(calls, {
+      verifyMetrics: async (v: any) => {
+        calls.push('verify');
+        verifies++;
+        if (verifies > 1 && !v.tags) throw ApplicationFailure.create({ type: FailureType.NoPoints, message: 'none', nonRetryable: true });
+        return { pointsSeen: 1, lastPointAtMs: 2 };
+      },
+      installAgent: async () => {
+        calls.push('install');
+        if (++installs === 4) await gate; // the second change hangs until released
+        return { ok: 1, changed: 1, failed: 0, unreachable: 0, telegrafVersion: '1.39.3', agentStartedAtMs: 5000, outputUrl: 'x' };
+      },
+    });
+    await withWorker(acts, async (tq) => {
+      const h = await start(tq, uniqueName('h'), { repairBackoffMs: 60_000, maxRepairBackoffMs: 60_000 });
+      await phase(h, 'healthy');
+      await h.signal(hostFreshnessSignal, fresh(false));
+      await until(h, (s) => s.phase === 'degraded' && s.repairs.length > 0);
+      const first = await h.executeUpdate(changeHostUpdate, { args: [{ labels: { env: 'fix' } }] });
+      const fixed = await until(h, (s) => s.changes?.at(-1)?.id === first.changeId && !!s.changes.at(-1)?.outcome);
+      expect(fixed).toMatchObject({ phase: 'healthy' });
+      expect(fixed.changes!.at(-1)?.outcome).toBe('applied');
+      const second = await h.executeUpdate(changeHostUpdate, { args: [{ labels: { env: 'later' } }] });
+      await until(h, (s) => s.phase === 'changing');
+      // One change at a time; an offboard is taken and runs once the change has ended.
+      await expect(h.executeUpdate(rotateKeyUpdate)).rejects.toBeInstanceOf(WorkflowUpdateFailedError);
+      await h.executeUpdate(offboardHostUpdate);
+      expect((await h.query(hostStatusQuery)).phase).toBe('changing');
+      release();
+      const done = await h.result();
+      expect(done.phase).toBe('offboarded');
+      expect(done.changes!.find((c) => c.id === second.changeId)?.outcome).toBe('applied');
+    });
+    expect(calls.slice(-3)).toEqual(['release-tunnel', 'uninstall', 'remove-cloudroot']);
   });
 });

@@ -433,12 +433,13 @@ export async function hostLifecycle(input: OnboardHostInput, options: HostLifecy
    * verify → still nothing: re-run the role → verify. A changed host key waits for an approval; an
    * unreachable host stays degraded/HostUnreachable and is tried again after the backoff.
    */
-  async function repairOnce(reason: DegradedReason): Promise<boolean> {
+  async function repairOnce(reason: DegradedReason, before: readonly string[] = []): Promise<boolean> {
     if (!service) return false;
     moveTo('repairing', reason);
     const startedAt = now();
     const svc = service;
-    const done: string[] = [];
+    // What this repair did before a person answered (approved a key, gave a login) is part of its record.
+    const done: string[] = [...before];
     type Rung = 'ok' | 'failed' | 'host-key' | 'refused' | 'unreachable';
     let hostKeyFailure: ReturnType<typeof errorOf> | undefined;
     let refusedLogin: ReturnType<typeof errorOf> | undefined;
@@ -538,6 +539,7 @@ export async function hostLifecycle(input: OnboardHostInput, options: HostLifecy
       const port = typeof d.port === 'number' ? d.port : at.port;
       status.waitingOn = hop;
       if (offered) status.offeredHostKeySha256 = offered;
+      if (v2) state.recordRepair({ atMs: now(), reason, action: `wait for a host-key approval (the ${hop} offers ${offered ?? 'an unknown key'})`, outcome: 'waiting' });
       moveTo('needs-host-key-approval');
       await condition(() => approved !== undefined || offboardRequested);
       status.waitingOn = undefined;
@@ -552,13 +554,14 @@ export async function hostLifecycle(input: OnboardHostInput, options: HostLifecy
         if (svc.target.address === address && svc.target.port === port) status.onboarding.hostKeySha256 = key;
         if (svc.target.via && svc.target.via.address === address && svc.target.via.port === port) status.onboarding.bastionHostKeySha256 = key;
       }
-      return repairOnce('HostKeyMismatch');
+      return repairOnce('HostKeyMismatch', v2 ? [`pin the ${hop}'s new key`] : []);
     }
     if (outcome === 'refused') {
       // A login was refused: cloudroot's key (someone removed it) or the bastion's login. A person gives one.
       const d = refusedLogin?.details ?? {};
       const hop: SshHop = d.hop === 'via' || d.hop === 'bastion' ? 'bastion' : 'target';
       status.waitingOn = hop;
+      state.recordRepair({ atMs: now(), reason, action: `wait for the ${hop}'s login (${refusedLogin?.message ?? 'refused'})`, outcome: 'waiting' });
       moveTo('needs-credentials');
       await condition(() => credentialGiven !== undefined || offboardRequested);
       status.waitingOn = undefined;
@@ -567,6 +570,7 @@ export async function hostLifecycle(input: OnboardHostInput, options: HostLifecy
       credentialGiven = undefined;
       if (answered === 'bastion' && svc.target.via) {
         service = { ...svc, target: { ...svc.target, via: { ...svc.target.via, credential } } };
+        return repairOnce(reason, ["use the bastion's new login"]);
       } else {
         // The bootstrap login recreates cloudroot with a new key (exactly that key, plus the forward-only ones).
         moveTo('repairing', reason);
@@ -579,7 +583,7 @@ export async function hostLifecycle(input: OnboardHostInput, options: HostLifecy
           return false;
         }
       }
-      return repairOnce(reason);
+      return repairOnce(reason, ['recreate cloudroot']);
     }
     moveTo('degraded', outcome === 'unreachable' ? 'HostUnreachable' : failedAs);
     return false;

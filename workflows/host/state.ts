@@ -27,12 +27,13 @@ export const TRANSITIONS: Readonly<Record<HostPhase, readonly HostPhase[]>> = {
   'installing-agent': [...ONBOARDING, ...WAITING, 'healthy', 'failed', 'offboarding'],
   'starting-tunnel': [...ONBOARDING, ...WAITING, 'healthy', 'failed', 'offboarding'],
   verifying: [...ONBOARDING, ...WAITING, 'healthy', 'failed', 'offboarding'],
-  healthy: ['degraded', 'repairing', 'changing', 'offboarding'],
+  // A host is degraded (with a reason) before it is repaired; a person is asked only by a repair that needs one.
+  healthy: ['degraded', 'changing', 'offboarding'],
   // A person answered: back to where the host was going (an onboarding step, or a repair).
   'needs-credentials': [...ONBOARDING, 'repairing', 'needs-host-key-approval', 'failed', 'offboarding'],
   'needs-host-key-approval': [...ONBOARDING, 'repairing', 'needs-credentials', 'failed', 'offboarding'],
   failed: ['onboarding', 'offboarding'],
-  degraded: ['repairing', 'healthy', 'changing', 'needs-host-key-approval', 'needs-credentials', 'offboarding'],
+  degraded: ['repairing', 'healthy', 'changing', 'offboarding'],
   repairing: ['healthy', 'degraded', 'needs-host-key-approval', 'needs-credentials', 'offboarding'],
   // A change (PATCH) or a key rotation: verified → healthy; rolled back or failed → healthy or degraded, as the data says.
   changing: ['healthy', 'degraded', 'offboarding'],
