@@ -94,15 +94,26 @@ test('gives up at the deadline with the keeper\'s last failure', async () => {
   });
 });
 
-test('fails at once when the keeper ended with a non-retryable failure', async () => {
+test('fails at once, with the same named failure, when the keeper was refused (it parks and waits for a new spec)', async () => {
   const authFails: Hold = async () => {
-    throw ApplicationFailure.nonRetryable('authentication failed on 10.213.250.2:22: fake', 'AuthFailed');
+    throw ApplicationFailure.create({
+      type: 'AuthFailed',
+      message: 'authentication failed on 10.213.250.2:22: fake',
+      nonRetryable: true,
+      details: [{ address: '10.213.250.2', port: 22, hop: 'target' }],
+    });
   };
   await withTunnelWorker(authFails, async (taskQueue) => {
     const tunnelId = uniqueName('authfail');
     const err = await runEnsure(taskQueue, specFor(tunnelId), 60_000).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(ApplicationFailure);
-    // Not the deadline's "not connected within": it saw the keeper end and said why.
-    expect((err as ApplicationFailure).message).toMatch(/keeper is not running: authentication failed/);
+    const f = err as ApplicationFailure;
+    // Not the deadline's "not connected within": it saw the refusal and says what it was, for the host to act on.
+    expect(f.type).toBe('AuthFailed');
+    expect(f.nonRetryable).toBe(true);
+    expect(f.message).toMatch(/authentication failed on 10\.213\.250\.2:22/);
+    expect(f.details?.[0]).toMatchObject({ hop: 'target', address: '10.213.250.2' });
+    expect((await env.client.workflow.getHandle(workflowIds.tunnel(tunnelId)).describe()).status.name).toBe('RUNNING');
+    await stop(tunnelId);
   });
 });
