@@ -20,7 +20,7 @@ import { createFleet, type Fleet, type FleetHost } from '../test/fleet';
 import { workflowIds, type TunnelSpec } from '../workflows/contracts';
 import { TunnelIdKey } from '../workflows/search-attributes';
 import { cloudrootByHand, HandWorkspace, keySsh, probeByHand, tunnelByHand, type HandHost, type HandTunnel } from './baseline/by-hand';
-import { PING_UNTIL_UP_PY, WRITE_LATENCY_PY } from './lib/host-probes';
+import { pingUntilUp, WRITE_LATENCY_PY } from './lib/host-probes';
 import { asHandHost } from './lib/hosts';
 import { stopKeepers } from './lib/ours';
 import { pssBytes, rssBytes } from './lib/proc';
@@ -215,13 +215,6 @@ function restartLoop(ws: HandWorkspace, h: HandHost, influxPort: number, port: n
       }
     },
   };
-}
-
-async function pingUntilUp(fleet: Fleet, h: FleetHost, port: number, budgetS: number): Promise<number> {
-  const r = await fleet.exec(h, `python3 - ${port} ${budgetS}`, { input: PING_UNTIL_UP_PY, timeoutMs: (budgetS + 10) * 1000 });
-  const up = (JSON.parse(r.stdout.trim() || '{}') as { upAtMs?: number | null }).upAtMs;
-  if (!up) throw new Error(`forward on ${h.name}:${port} not up within ${budgetS} s (${r.stderr.trim()})`);
-  return up;
 }
 
 async function listeners(fleet: Fleet, h: FleetHost, port: RegExp): Promise<number> {

@@ -1,3 +1,5 @@
+import type { Fleet, FleetHost } from '../../test/fleet';
+
 /**
  * Python programs run INSIDE a fleet host (fleet.exec, script on stdin) — the host's own view of its
  * loopback forward, like Telegraf's. Both print one JSON line.
@@ -43,3 +45,11 @@ for i in range(n + warm):
         out.append((time.perf_counter() - t) * 1000)
 print(json.dumps({'ms': out}))
 `;
+
+/** Epoch ms at which `GET /ping` through the host's loopback PORT first answered 204 (PING_UNTIL_UP_PY); throws past the budget. */
+export async function pingUntilUp(fleet: Fleet, h: FleetHost, port: number, budgetS: number): Promise<number> {
+  const r = await fleet.exec(h, `python3 - ${port} ${budgetS}`, { input: PING_UNTIL_UP_PY, timeoutMs: (budgetS + 10) * 1000 });
+  const up = (JSON.parse(r.stdout.trim() || '{}') as { upAtMs?: number | null }).upAtMs;
+  if (!up) throw new Error(`forward on ${h.name}:${port} not up within ${budgetS} s (${r.stderr.trim()})`);
+  return up;
+}

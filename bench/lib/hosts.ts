@@ -48,3 +48,8 @@ export function throttleHostCpu(h: FleetHost, percent: number): () => void {
     }
   };
 }
+
+/** Lifts the limit set by throttleHostCpu (the host's processes stay in the group, now without a quota). */
+export function releaseHostCpu(h: FleetHost): void {
+  writeFileSync(`/sys/fs/cgroup/cpu/ao-bench-${h.netns}/cpu.cfs_quota_us`, '-1');
+}

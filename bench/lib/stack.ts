@@ -141,29 +141,56 @@ export function spawnTs(name: string, entry: string, env: NodeJS.ProcessEnv, log
 }
 
 export interface WorkerProcess extends ChildApp {
+  /** The identity it polls with (the server shows it on pollers and pending activities). */
+  identity: string;
   /** Full GC in the worker, then its process.memoryUsage() (bytes). */
   memoryAfterGc(): Promise<NodeJS.MemoryUsage>;
+  /** SIGKILL to the worker's whole process group (`ownGroup` workers only); resolves once it has exited. */
+  killGroup(): Promise<void>;
+}
+
+export interface WorkerProcessOptions {
+  /** Poller identity; default the SDK's (`<pid>@<hostname>`). */
+  identity?: string;
+  /** A workflow bundle written once by the bench (test/support/worker-process.ts writeBundleFiles): no bundling per child. */
+  bundle?: { codePath: string; mapPath: string };
+  /** Its own process group (detached), so a crash can be simulated with one SIGKILL to the group. */
+  ownGroup?: boolean;
 }
 
 /**
  * The real worker (createWorkers, both task queues) in a child process (bench/lib/worker-child.ts, the same
- * wiring as apps/worker/main.ts plus a GC-then-measure hook); ready once it polls the tunnel queue.
+ * wiring as apps/worker/main.ts plus a GC-then-measure hook); ready once it polls the tunnel queue (with its
+ * identity: a killed worker's pollers stay listed for a while).
  */
-export async function startWorkerProcess(cleanup: Cleanup, stack: BenchStack, name = 'worker'): Promise<WorkerProcess> {
+export async function startWorkerProcess(cleanup: Cleanup, stack: BenchStack, name = 'worker', opts: WorkerProcessOptions = {}): Promise<WorkerProcess> {
   const log = createWriteStream(path.join(stack.dir, `${name}.log`), { flags: 'a' });
+  const identity = opts.identity;
   const child = fork(path.join(__dirname, 'worker-child.ts'), [], {
     cwd: repoRoot(),
-    env: { ...stack.childEnv, SWC_NODE_PROJECT: path.join(repoRoot(), 'tsconfig.json') },
+    env: {
+      ...stack.childEnv,
+      SWC_NODE_PROJECT: path.join(repoRoot(), 'tsconfig.json'),
+      ...(identity ? { AO_WORKER_IDENTITY: identity } : {}),
+      ...(opts.bundle ? { AO_WORKFLOW_BUNDLE_CODE: opts.bundle.codePath, AO_WORKFLOW_BUNDLE_MAP: opts.bundle.mapPath } : {}),
+    },
     execArgv: ['-r', '@swc-node/register', '--expose-gc'],
     stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
+    detached: !!opts.ownGroup,
   });
   child.stdout!.pipe(log);
   child.stderr!.pipe(log);
   child.on('error', () => undefined);
   if (!child.pid) throw new Error(`${name}: could not start`);
+  const pid = child.pid;
+  const exited = new Promise<void>((resolve) => {
+    if (child.exitCode !== null || child.signalCode !== null) resolve();
+    else child.once('exit', () => resolve());
+  });
   const w: WorkerProcess = {
-    pid: child.pid,
+    pid,
     child,
+    identity: identity ?? `${pid}@${os.hostname()}`,
     stop: () => stopChild(child, 15_000),
     memoryAfterGc: () =>
       new Promise((resolve, reject) => {
@@ -174,6 +201,15 @@ export async function startWorkerProcess(cleanup: Cleanup, stack: BenchStack, na
         });
         child.send('mem');
       }),
+    killGroup: async () => {
+      if (!opts.ownGroup) throw new Error(`${name}: not in its own process group`);
+      try {
+        process.kill(-pid, 'SIGKILL');
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'ESRCH') throw e;
+      }
+      await exited;
+    },
   };
   cleanup.add(name, () => w.stop());
   await waitFor(
@@ -185,7 +221,7 @@ export async function startWorkerProcess(cleanup: Cleanup, stack: BenchStack, na
         taskQueue: { name: stack.config.temporal.tunnelTaskQueue },
         taskQueueType: 1, // workflow
       });
-      return (r.pollers?.length ?? 0) > 0;
+      return (r.pollers ?? []).some((p) => !identity || p.identity === identity);
     },
     120_000,
   );
