@@ -63,12 +63,15 @@ const probeActivities = (budgetMs: number) =>
   proxyActivities<Activities>({
     startToCloseTimeout: '3 minutes',
     scheduleToCloseTimeout: budgetMs,
+    // Every SSH activity beats every 2 s: a worker that dies mid-step is noticed within 10 s, not at startToClose.
+    heartbeatTimeout: '10 seconds',
     retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '20s', nonRetryableErrorTypes: [...humanFailures, FailureType.UnsupportedOS] },
     summary: 'probe: SSH login with the bootstrap credential, pin host key, collect facts',
   });
 // Inner bounds: two logins (20 s a hop), a 30 s privilege check, a 120 s setup script, a 30 s sudo proof.
 const { createCloudroot, authorizeForwardKey } = proxyActivities<Activities>({
   startToCloseTimeout: '6 minutes',
+  heartbeatTimeout: '10 seconds',
   retry: { initialInterval: '2s', maximumAttempts: 5, nonRetryableErrorTypes: humanFailures },
   summary: 'cloudroot: key-only service user with validated sudo',
 });

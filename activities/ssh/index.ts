@@ -1,4 +1,5 @@
 import type { ActivityDeps } from '../deps';
+import { whileHeartbeating } from '../heartbeat';
 import { checkAgent } from './check-agent';
 import { createCloudroot } from './cloudroot';
 import { authorizeForwardKey, revokeForwardKey } from './forward-key';
@@ -12,14 +13,22 @@ export { shellQuote } from './shell';
 export type { AuthorizeForwardKeyInput, RevokeForwardKeyInput } from './forward-key';
 export type { RemoveCloudrootInput } from './remove-cloudroot';
 
+/**
+ * Every SSH activity heartbeats while it runs (every 2 s), so its heartbeat timeout (10 s in the workflows) notices
+ * a dead worker and the step resumes elsewhere within seconds instead of at its start-to-close timeout (minutes).
+ */
+function heartbeating<A extends unknown[], R>(name: string, fn: (...args: A) => Promise<R>): (...args: A) => Promise<R> {
+  return (...args: A) => whileHeartbeating(fn(...args), { activity: name });
+}
+
 /** The SSH activities, registered by name on the worker. */
 export function createSshActivities(deps: ActivityDeps) {
   return {
-    probeHost: probeHost(deps),
-    createCloudroot: createCloudroot(deps),
-    authorizeForwardKey: authorizeForwardKey(deps),
-    revokeForwardKey: revokeForwardKey(deps),
-    removeCloudroot: removeCloudroot(deps),
+    probeHost: heartbeating('probeHost', probeHost(deps)),
+    createCloudroot: heartbeating('createCloudroot', createCloudroot(deps)),
+    authorizeForwardKey: heartbeating('authorizeForwardKey', authorizeForwardKey(deps)),
+    revokeForwardKey: heartbeating('revokeForwardKey', revokeForwardKey(deps)),
+    removeCloudroot: heartbeating('removeCloudroot', removeCloudroot(deps)),
     checkAgent: checkAgent(deps),
     addCloudrootKey: addCloudrootKey(deps),
     retireCloudrootKeys: retireCloudrootKeys(deps),
