@@ -280,8 +280,7 @@ describe('hostLifecycle (dev server, fake activities)', () => {
       expect(calls).toEqual([]);
       await h.signal(tunnelReportSignal, { tunnelId, state: 'down', atMs: Date.now(), error: { type: 'TunnelFailed', message: 'keepalive timeout' } });
       expect((await h.query(hostStatusQuery)).tunnel).toMatchObject({ state: 'down', error: { message: 'keepalive timeout' } });
-      const degraded = await until(h, (s) => s.reason === 'TunnelDown');
-      expect(['degraded', 'repairing']).toContain(degraded.phase);
+      // (degraded/TunnelDown lasts only as long as the fake repair: its record says why, the phase may be past it)
       const repaired = await until(h, (s) => s.phase === 'healthy' && s.repairs.length === 1);
       expect(repaired.repairs[0]).toMatchObject({ reason: 'TunnelDown', action: 'restart the tunnel, verify fresh points', outcome: 'repaired' });
       expect(repaired.tunnel?.state).toBe('connected');
