@@ -9,7 +9,7 @@ import { sealSecret } from '../../lib/sealed-secret';
 import type { AgentHealth, SshTarget } from '../../workflows/contracts';
 import { createFleet, fleetUnsupportedReason, type Fleet, type FleetHost } from '../fleet';
 import { failureOf } from '../support/failures';
-import { fleetLogins, mustExec } from '../support/fleet-logins';
+import { fleetLogins, mustExec, addDirectBastionPrivate } from '../support/fleet-logins';
 import { eventually, testStack } from '../support/stack';
 
 // checkAgent on real fleet hosts, with Telegraf installed by the real role. Fleet hosts have no init system, so the
@@ -38,11 +38,7 @@ describeFleet('checkAgent on fleet hosts', () => {
 
   beforeAll(async () => {
     fleet = await createFleet();
-    [direct, bastion] = await Promise.all([
-      fleet.addHost({ name: 'agd1', topology: 'direct' }),
-      fleet.addHost({ name: 'agb1', topology: 'bastion' }),
-    ]);
-    priv = await fleet.addHost({ name: 'agp1', topology: 'private', bastion });
+    ({ direct, bastion, priv } = await addDirectBastionPrivate(fleet, 'ag'));
     target = await fleetLogins(fleet, makeDeps).onboardCloudroot(direct, hostId);
     // Nothing listens at the output (no tunnel here): Telegraf runs and logs write errors.
     await createAnsibleActivities(makeDeps()).installAgent({ hostId, target, agent: { mode: 'artifact', interval: '1s' }, outputUrl: 'http://127.0.0.1:18086' });
@@ -93,7 +89,7 @@ describeFleet('checkAgent on fleet hosts', () => {
   });
 
   it('says when Telegraf does not stay up after the restart, and why; a fixed config brings it back', async () => {
-    await mustExec(fleet, direct, 'cp -p /etc/telegraf/telegraf.conf /root/telegraf.conf.good && echo "[[broken" >> /etc/telegraf/telegraf.conf');
+    await mustExec(fleet, direct, 'cp -p /etc/telegraf/telegraf.conf "$HOME/telegraf.conf.good" && echo "[[broken" >> /etc/telegraf/telegraf.conf');
     await mustExec(fleet, direct, 'kill -KILL "$(cat /run/telegraf-supervisor.pid)" "$(cat /run/telegraf/telegraf.pid)"');
     await eventually(async () => (await telegrafPids()).length === 0, 10_000);
 
@@ -104,7 +100,7 @@ describeFleet('checkAgent on fleet hosts', () => {
 
     // The supervisor keeps trying with its backoff; with the config fixed the next check has it running again
     // (started by that check through SIGHUP, or by the supervisor's own retry just before).
-    await mustExec(fleet, direct, 'mv /root/telegraf.conf.good /etc/telegraf/telegraf.conf');
+    await mustExec(fleet, direct, 'mv "$HOME/telegraf.conf.good" /etc/telegraf/telegraf.conf');
     const back: AgentHealth = await eventually(async () => {
       const h = await check();
       return h.running ? h : undefined;

@@ -9,7 +9,7 @@ import { sealSecret } from '../../lib/sealed-secret';
 import type { SshCredential, SshTarget } from '../../workflows/contracts';
 import { createFleet, fleetUnsupportedReason, type Fleet, type FleetHost } from '../fleet';
 import { failureOf } from '../support/failures';
-import { fleetLogins, mustExec } from '../support/fleet-logins';
+import { fleetLogins, mustExec, addDirectBastionPrivate } from '../support/fleet-logins';
 import { eventually, testStack } from '../support/stack';
 import { generateEd25519 } from '../../activities/ssh/keys';
 
@@ -70,11 +70,7 @@ describeFleet('offboarding activities on fleet hosts', () => {
 
   beforeAll(async () => {
     fleet = await createFleet();
-    [direct, bastion] = await Promise.all([
-      fleet.addHost({ name: 'offd1', topology: 'direct' }),
-      fleet.addHost({ name: 'offb1', topology: 'bastion' }),
-    ]);
-    priv = await fleet.addHost({ name: 'offp1', topology: 'private', bastion });
+    ({ direct, bastion, priv } = await addDirectBastionPrivate(fleet, 'off'));
   });
 
   afterAll(async () => {

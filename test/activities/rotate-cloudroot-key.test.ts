@@ -11,7 +11,7 @@ import type { SshCredential, SshTarget } from '../../workflows/contracts';
 import { FINGERPRINT_PATTERN } from '../../workflows/input-rules';
 import { createFleet, fleetUnsupportedReason, type Fleet, type FleetHost } from '../fleet';
 import { failureOf } from '../support/failures';
-import { fleetLogins, mustExec } from '../support/fleet-logins';
+import { fleetLogins, mustExec, addDirectBastionPrivate } from '../support/fleet-logins';
 
 // Key rotation of the service user on real sshd: addCloudrootKey then retireCloudrootKeys, checked from outside by
 // what sshd accepts and by the file on the host.
@@ -53,11 +53,7 @@ describeFleet('cloudroot key rotation on fleet hosts', () => {
 
   beforeAll(async () => {
     fleet = await createFleet();
-    [direct, bastion] = await Promise.all([
-      fleet.addHost({ name: 'rkd1', topology: 'direct' }),
-      fleet.addHost({ name: 'rkb1', topology: 'bastion' }),
-    ]);
-    priv = await fleet.addHost({ name: 'rkp1', topology: 'private', bastion });
+    ({ direct, bastion, priv } = await addDirectBastionPrivate(fleet, 'rk'));
   });
 
   afterAll(async () => {
@@ -153,14 +149,14 @@ describeFleet('cloudroot key rotation on fleet hosts', () => {
     await unchanged();
 
     // An added key that cannot sudo is not handed out, and its line is taken out again.
-    await mustExec(fleet, priv, 'mv /etc/sudoers.d/90-cloudroot /root/90-cloudroot');
+    await mustExec(fleet, priv, 'mv /etc/sudoers.d/90-cloudroot "$HOME/90-cloudroot"');
     try {
       const f3 = await failureOf(ssh().addCloudrootKey({ hostId, target }));
       expect(f3).toMatchObject({ type: 'CloudrootFailed', nonRetryable: true });
       expect(f3.message).toMatch(/"sudo -n true" as cloudroot with the new key failed/);
       expect(await file(priv)).toBe(before);
     } finally {
-      await mustExec(fleet, priv, 'mv /root/90-cloudroot /etc/sudoers.d/90-cloudroot');
+      await mustExec(fleet, priv, 'mv "$HOME/90-cloudroot" /etc/sudoers.d/90-cloudroot');
     }
 
     // Both keys still work; the real retire then goes through the bastion.

@@ -33,3 +33,13 @@ export function fleetLogins(fleet: Fleet, deps: () => ActivityDeps) {
     },
   };
 }
+
+/** The three places an SSH activity runs: a direct host, a bastion, and a private host behind that bastion. */
+export async function addDirectBastionPrivate(fleet: Fleet, prefix: string): Promise<{ direct: FleetHost; bastion: FleetHost; priv: FleetHost }> {
+  const [direct, bastion] = await Promise.all([
+    fleet.addHost({ name: `${prefix}d1`, topology: 'direct' }),
+    fleet.addHost({ name: `${prefix}b1`, topology: 'bastion' }),
+  ]);
+  const priv = await fleet.addHost({ name: `${prefix}p1`, topology: 'private', bastion });
+  return { direct, bastion, priv };
+}
