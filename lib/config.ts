@@ -51,6 +51,19 @@ export interface WorkerConfig extends AppConfig {
    * `sweepEveryMs` 0 leaves the Schedule alone. Absent (configs built by hand in tests and benchmarks): the same.
    */
   freshness?: FreshnessConfig;
+  /** Inventory sources the worker may read. Absent (configs built by hand): none. */
+  inventory?: InventoryConfig;
+}
+
+/**
+ * What `readInventory` may read (fleets' inventory sources): files below `dirs`, URLs below `urlPrefixes`.
+ * Empty (the default) = no source at all: a fleet's source is operator input, read with the worker's rights.
+ */
+export interface InventoryConfig {
+  /** AO_INVENTORY_DIRS: absolute directories, comma-separated. */
+  dirs: string[];
+  /** AO_INVENTORY_URLS: http(s) URL prefixes, comma-separated (same origin, path at a `/` boundary). */
+  urlPrefixes: string[];
 }
 
 export interface FreshnessConfig {
@@ -212,6 +225,34 @@ export function freshnessConfig(env: Env): FreshnessConfig {
   };
 }
 
+function list(env: Env, name: string): string[] {
+  return (env[name] ?? '').split(',').map((s) => s.trim()).filter(Boolean);
+}
+
+/** AO_INVENTORY_DIRS and AO_INVENTORY_URLS (both default empty: no inventory source is readable). */
+export function inventoryConfig(env: Env): InventoryConfig {
+  const dirs = list(env, 'AO_INVENTORY_DIRS').map((d) => {
+    // eslint-disable-next-line no-control-regex -- matching control characters is the point
+    if (!d.startsWith('/') || /[\u0000-\u001f\u007f]/.test(d) || d.split('/').some((s) => s === '..' || s === '.')) {
+      throw new ConfigError(`AO_INVENTORY_DIRS entries must be absolute directories without . or .. segments, got "${d.slice(0, 100)}"`);
+    }
+    return d.length > 1 ? d.replace(/\/+$/, '') : d;
+  });
+  const urlPrefixes = list(env, 'AO_INVENTORY_URLS').map((p) => {
+    let u: URL;
+    try {
+      u = new URL(p);
+    } catch {
+      throw new ConfigError(`AO_INVENTORY_URLS entries must be http(s) URLs, got "${p.slice(0, 100)}"`);
+    }
+    if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new ConfigError(`AO_INVENTORY_URLS entries must be http(s) URLs, got "${p.slice(0, 100)}"`);
+    if (u.username || u.password) throw new ConfigError('AO_INVENTORY_URLS entries must not contain credentials');
+    if (u.search || u.hash) throw new ConfigError(`AO_INVENTORY_URLS entries are prefixes: no query or fragment, got "${u.origin}${u.pathname}…"`);
+    return u.href;
+  });
+  return { dirs, urlPrefixes };
+}
+
 function commonConfig(env: Env): AppConfig {
   return {
     temporal: {
@@ -242,7 +283,7 @@ function commonConfig(env: Env): AppConfig {
 /** The worker's configuration: `AO_MASTER_KEYS` is required. */
 export function loadWorkerConfig(env: Env = process.env): WorkerConfig {
   const keyring = parseKeys('AO_MASTER_KEYS', env.AO_MASTER_KEYS, Keyring.parse, 'e.g. "k1:$(openssl rand -base64 32)"');
-  return { ...commonConfig(env), keyring, freshness: freshnessConfig(env) };
+  return { ...commonConfig(env), keyring, freshness: freshnessConfig(env), inventory: inventoryConfig(env) };
 }
 
 /**
