@@ -54,10 +54,15 @@ function unwrapUnsafe(v: unknown): unknown {
   if (typeof v === 'object' && v !== null && !Array.isArray(v)) {
     const keys = Object.keys(v);
     if (keys.length === 1 && keys[0] === '__ansible_unsafe') return (v as Record<string, unknown>).__ansible_unsafe;
-    if (keys.includes('__ansible_vault')) return v; // stays a non-string: ignored with a reason, never decrypted
     return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, unwrapUnsafe(x)]));
   }
   return v;
+}
+
+/** `!vault` values come out of --list as `{ "__ansible_vault": "…" }`, also inside a dict. */
+function isVaulted(v: unknown): boolean {
+  if (typeof v !== 'object' || v === null) return false;
+  return '__ansible_vault' in v || Object.values(v).some(isVaulted);
 }
 
 interface ListedGroup {
@@ -112,7 +117,11 @@ export function hostsFromAnsibleList(list: unknown, group?: string): RawHost[] {
     const vars = (typeof raw === 'object' && raw !== null && !Array.isArray(raw) ? raw : {}) as Record<string, unknown>;
     // Only the vars we know, read by name: nothing else of the host's vars is touched.
     const v = (key: string) => unwrapUnsafe(vars[key]);
+    // A vaulted value is never decrypted (no vault password reaches ansible-inventory): the host is left out.
+    const vaulted = Object.values(ANSIBLE_VARS).filter((key) => isVaulted(vars[key]));
+    const problem = vaulted.length > 0 ? `${vaulted.join(', ')} vault-encrypted (inventory sources are read without a vault password)` : undefined;
     return {
+      ...(problem ? { problem } : {}),
       name: safeName(name) ?? `host #${i + 1} (name not shown: unsafe characters)`,
       address: v(ANSIBLE_VARS.address) ?? name,
       port: v(ANSIBLE_VARS.port),
