@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { apiKeyEnv, ConfigError, FRESHNESS_DEFAULTS, freshnessConfig, loadApiConfig, loadWorkerConfig, parseTrustProxy } from './config';
+import { apiKeyEnv, ConfigError, FRESHNESS_DEFAULTS, freshnessConfig, inventoryConfig, loadApiConfig, loadWorkerConfig, parseTrustProxy } from './config';
 import { Keyring } from './keyring';
 import { sealSecret, unsealSecret } from './sealed-secret';
 
@@ -132,5 +132,35 @@ describe('INFLUX_CA_FILE', () => {
     expect(() => loadWorkerConfig({ AO_MASTER_KEYS: master, INFLUX_CA_FILE: `${dir}/missing.pem` })).toThrow(/INFLUX_CA_FILE=.*cannot be read/);
     writeFileSync(`${dir}/junk.pem`, 'not a certificate');
     expect(() => loadWorkerConfig({ AO_MASTER_KEYS: master, INFLUX_CA_FILE: `${dir}/junk.pem` })).toThrow(/holds no PEM certificate/);
+  });
+});
+
+describe('inventory sources (AO_INVENTORY_DIRS, AO_INVENTORY_URLS)', () => {
+  it('default: nothing is readable', () => {
+    expect(inventoryConfig({})).toEqual({ dirs: [], urlPrefixes: [] });
+    expect(loadWorkerConfig({ AO_MASTER_KEYS: master }).inventory).toEqual({ dirs: [], urlPrefixes: [] });
+  });
+
+  it('reads comma lists', () => {
+    expect(inventoryConfig({ AO_INVENTORY_DIRS: ' /srv/inventory/ , /etc/ansible', AO_INVENTORY_URLS: 'https://cmdb.example.com/api/inventory/,http://10.0.0.5:8080' })).toEqual({
+      dirs: ['/srv/inventory', '/etc/ansible'],
+      urlPrefixes: ['https://cmdb.example.com/api/inventory/', 'http://10.0.0.5:8080/'],
+    });
+  });
+
+  it.each([
+    [{ AO_INVENTORY_DIRS: 'srv/inventory' }, /AO_INVENTORY_DIRS entries must be absolute/],
+    [{ AO_INVENTORY_DIRS: '/srv/../etc' }, /AO_INVENTORY_DIRS/],
+    [{ AO_INVENTORY_URLS: 'ftp://x/' }, /AO_INVENTORY_URLS entries must be http\(s\) URLs/],
+    [{ AO_INVENTORY_URLS: 'cmdb.example.com' }, /AO_INVENTORY_URLS entries must be http\(s\) URLs/],
+    [{ AO_INVENTORY_URLS: 'https://u:secret@cmdb.example.com/' }, /must not contain credentials/],
+    [{ AO_INVENTORY_URLS: 'https://cmdb.example.com/inv?fleet=a' }, /no query or fragment/],
+  ])('refuses %j', (env, why) => {
+    expect(() => inventoryConfig(env)).toThrow(why);
+    expect(() => inventoryConfig(env)).toThrow(ConfigError);
+  });
+
+  it('does not echo credentials', () => {
+    expect(() => inventoryConfig({ AO_INVENTORY_URLS: 'https://u:secret@cmdb.example.com/' })).toThrow(expect.objectContaining({ message: expect.not.stringContaining('secret') }));
   });
 });
