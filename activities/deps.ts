@@ -11,6 +11,6 @@ export interface ActivityDeps {
   /** Telegraf binary shipped to hosts in artifact mode. */
   telegrafArtifact?: string;
   /** For activities that steer other workflows (ensure a tunnel keeper and wait for it). */
-  temporal?: { client: Client; tunnelTaskQueue: string };
+  temporal?: { client: Client; tunnelTaskQueue: string; hostTaskQueue?: string };
   log: Logger;
 }

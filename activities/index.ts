@@ -8,6 +8,7 @@ import type { EnsureTunnelOptions } from './tunnel/ensure-tunnel';
 import { verifyMetrics } from './metrics/verify-metrics';
 import { sweepFreshness } from './metrics/freshness';
 import { workerInfo } from './worker-info';
+import { createFleetActivities } from './fleet/fleet-hosts';
 
 export type { ActivityDeps } from './deps';
 
@@ -27,5 +28,6 @@ export function createActivities(deps: ActivityDeps) {
     verifyMetrics: verifyMetrics(deps),
     sweepFreshness: sweepFreshness(deps),
     workerInfo,
+    ...createFleetActivities(deps),
   };
 }
