@@ -212,6 +212,19 @@ export function freshnessConfig(env: Env): FreshnessConfig {
   };
 }
 
+/**
+ * AO_FLEET_CONCURRENCY: hosts a fleet onboards at once when its request names none. The default fits the
+ * controller: installs batch into one ansible-playbook per window, so more hosts in flight than cores is fine, but
+ * each in-flight host costs SSH sessions and memory on the worker.
+ */
+export function fleetConcurrencyDefault(env: Env, cpus: number): number {
+  const raw = env.AO_FLEET_CONCURRENCY?.trim();
+  if (!raw) return Math.min(64, Math.max(4, 8 * cpus));
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < 1 || n > 500) throw new ConfigError(`AO_FLEET_CONCURRENCY must be an integer in 1..500, got "${raw.slice(0, 40)}"`);
+  return n;
+}
+
 function commonConfig(env: Env): AppConfig {
   return {
     temporal: {
