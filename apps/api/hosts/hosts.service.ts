@@ -389,6 +389,8 @@ function hostFields(s: HostStatus) {
     ...(s.agentConfig ? { agentConfig: { mode: s.agentConfig.mode, interval: s.agentConfig.interval, version: s.agentConfig.version } } : {}),
     ...(s.labels ? { labels: { ...s.labels } } : {}),
     ...(s.changes ? { changes: s.changes.map(changeRecord) } : {}),
+    ...(s.fleets && s.fleets.length > 0 ? { fleets: [...s.fleets] } : {}),
+    ...(s.onboardingRetries ? { onboardingRetries: s.onboardingRetries } : {}),
   };
 }
 
