@@ -240,6 +240,8 @@ export const FailureType = {
   InvalidInput: 'InvalidInput',
   /** `checkAgent` could not tell (sudo refused, the check script failed); SSH failures keep their own names. */
   AgentCheckFailed: 'AgentCheckFailed',
+  /** A fleet's inventory source could not be read or parsed (retryable only for HTTP 5xx, 429 and timeouts). */
+  InventoryUnreadable: 'InventoryUnreadable',
 } as const;
 export type FailureType = (typeof FailureType)[keyof typeof FailureType];
 

@@ -7,6 +7,12 @@
 /** Host ids (also tunnel ids): workflow ids, Telegraf's `host_id` tag, file-name safe. */
 export const HOST_ID_PATTERN = /^[a-z0-9][a-z0-9._-]{0,62}$/;
 
+/**
+ * DNS names as host addresses: labels of letters, digits and inner `-`, at most 253 characters, an optional final
+ * dot. (Callers also refuse names that are only digits and dots: those are malformed IPv4 addresses.)
+ */
+export const HOSTNAME_PATTERN = /^(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$/;
+
 /** An OpenSSH SHA256 host-key fingerprint as `ssh-keygen -lf` prints it. */
 export const FINGERPRINT_PATTERN = /^SHA256:[A-Za-z0-9+/]{43}$/;
 

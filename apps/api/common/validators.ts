@@ -9,15 +9,14 @@ const CONTROL = /[\u0000-\u001f\u007f-\u009f\u200b-\u200f\u202a-\u202e\u2066-\u2
 // eslint-disable-next-line no-control-regex -- as above
 const CONTROL_EXCEPT_NEWLINES = /[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff]/;
 
-const HOSTNAME_PATTERN = /^(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$/;
-
-import { TEMPLATE_MESSAGE, hasTemplateSyntax, labelsProblem, urlProblem } from '../../../workflows/input-rules';
+import { HOSTNAME_PATTERN, TEMPLATE_MESSAGE, hasTemplateSyntax, labelsProblem, urlProblem } from '../../../workflows/input-rules';
 
 // The rules the workflows and activities apply too: one definition (workflows/input-rules.ts).
 export {
   AGENT_VERSION_PATTERN,
   FINGERPRINT_PATTERN,
   HOST_ID_PATTERN,
+  HOSTNAME_PATTERN,
   INTERVAL_PATTERN,
   LABEL_KEY_PATTERN,
   LABEL_VALUE_PATTERN,
