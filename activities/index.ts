@@ -9,6 +9,8 @@ import { verifyMetrics } from './metrics/verify-metrics';
 import { sweepFreshness } from './metrics/freshness';
 import { workerInfo } from './worker-info';
 import { createFleetActivities } from './fleet/fleet-hosts';
+import { createFleetSourceActivities } from './fleet/fleet-source';
+import { createInventoryActivities } from './inventory';
 
 export type { ActivityDeps } from './deps';
 
@@ -29,5 +31,6 @@ export function createActivities(deps: ActivityDeps) {
     sweepFreshness: sweepFreshness(deps),
     workerInfo,
     ...createFleetActivities(deps),
+    ...createFleetSourceActivities(deps, createInventoryActivities(deps).readInventory),
   };
 }

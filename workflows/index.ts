@@ -5,3 +5,4 @@ export { smokeTest } from './smoke';
 export { hostLifecycle } from './host/host-lifecycle';
 export { freshnessSweep } from './host/freshness-sweep';
 export { onboardFleet } from './fleet/onboard-fleet';
+export { reconcileFleet } from './fleet/reconcile-fleet';

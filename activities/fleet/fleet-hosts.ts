@@ -4,7 +4,7 @@ import { ApplicationFailure } from '@temporalio/common';
 import { HOST_WORKFLOW_TYPE, hostEntityStart } from '../../lib/host-start';
 import { FailureType, workflowIds, type OnboardHostInput } from '../../workflows/contracts';
 import { fleetSubscribeSignal, fleetUnsubscribeSignal, type FleetCorrections } from '../../workflows/fleet/messages';
-import { offboardHostUpdate, provideRepairCredentialsUpdate, retryOnboardingUpdate } from '../../workflows/host/messages';
+import { changeHostUpdate, offboardHostUpdate, provideRepairCredentialsUpdate, retryOnboardingUpdate } from '../../workflows/host/messages';
 import { provideCredentialsUpdate } from '../../workflows/messages';
 import type { ActivityDeps } from '../deps';
 
@@ -31,6 +31,11 @@ export interface ReleaseFleetHostsInput {
   hostIds: string[];
   /** Also offboard each host (its entity undoes every step). */
   offboard: boolean;
+}
+
+export interface RelabelFleetHostsInput {
+  fleetId: string;
+  changes: { hostId: string; labels: Record<string, string> }[];
 }
 
 /** Calls in flight at once toward Temporal. */
@@ -122,6 +127,21 @@ export function createFleetActivities(deps: ActivityDeps) {
         }
       });
       if (refused.length > 0) deps.log.info('fleet retry: hosts refused', { fleetId: input.fleetId, refused: refused.length });
+      return { refused };
+    },
+
+    /** Labels a source changed: each host takes them as a change (role re-run, verified, rolled back if need be). */
+    async relabelFleetHosts(input: RelabelFleetHostsInput): Promise<FleetHostsResult> {
+      const { client } = temporal();
+      const refused: FleetHostsResult['refused'] = [];
+      await eachLimited(input.changes, async (c) => {
+        try {
+          await client.workflow.getHandle(workflowIds.host(c.hostId)).executeUpdate(changeHostUpdate, { args: [{ labels: c.labels }] });
+        } catch (err) {
+          if (!refusedByHost(err)) throw err;
+          refused.push({ hostId: c.hostId, why: why(err) });
+        }
+      });
       return { refused };
     },
 

@@ -1,6 +1,8 @@
 import type { OnboardHostInput, SshCredential, SshTarget } from '../contracts';
 import type { HostPhase, DegradedReason } from '../host/state';
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
+import type { FleetPlan } from './plan';
+import type { FleetSource, InventoryHost } from './source';
 
 // ---- fleets (`fleet/<fleetId>`): a named set of host ids; their state stays in their own `host/<id>` entities ----
 
@@ -31,6 +33,45 @@ export interface FleetInput {
   members: FleetMember[];
   /** Hosts onboarding at once (probing … verifying); the others wait their turn. */
   concurrency: number;
+  /** Where the members come from, when a reconcile Schedule keeps them in step with a source. */
+  source?: FleetSource;
+  /** Largest share of the fleet a reconcile pass offboards without approval (default 0.1). */
+  maxOffboardShare?: number;
+}
+
+/** A source read as reconcile hands it to its fleet: every host with its id (given, or derived as the API does). */
+export interface FleetSourceRead {
+  hosts: (InventoryHost & { hostId: string })[];
+  ignored: { name: string; why: string }[];
+  readAtMs: number;
+  digest: string;
+}
+
+/** A reconcile pass tells the fleet what its source lists now (or that it could not read it). */
+export interface FleetInventoryReport {
+  read?: FleetSourceRead;
+  error?: { type: string; message: string };
+  /** Only compute the plan (GET …/plan). */
+  dryRun?: boolean;
+}
+/** The plan the pass computed (applied unless a dry run or held for approval). */
+export const fleetInventoryUpdate = defineUpdate<FleetPlan | { error: string }, [FleetInventoryReport]>('fleetInventory');
+/** Apply the held plan whose digest is given (shown by GET …/plan or the status). */
+export const approveFleetPlanUpdate = defineUpdate<{ accepted: true; plan: FleetPlan }, [{ digest: string }]>('approveFleetPlan');
+
+/** What the status says about the source. */
+export interface FleetSourceStatus {
+  kind: FleetSource['kind'];
+  /** The source itself (no secrets: paths and URLs only) and the port its hosts default to. */
+  spec?: FleetSource;
+  defaultPort?: number;
+  lastReadAtMs?: number;
+  lastDigest?: string;
+  lastError?: { type: string; message: string; atMs: number };
+  /** The last applied pass: what it did, in counts. */
+  lastApplied?: { atMs: number; added: number; removed: number; relabeled: number; unsupported: number; ignored: number };
+  /** A pass held for approval: what it would offboard. */
+  held?: { digest: string; remove: number; allowed: number; reason: string; atMs: number };
 }
 
 /** Where a member is, as the fleet last heard it. `pending`: not started yet (waiting for a slot). */
@@ -107,6 +148,7 @@ export interface FleetStatus {
   retries: FleetRetryRecord[];
   /** Named failures among failed members, with how many each. */
   failures: Record<string, number>;
+  source?: FleetSourceStatus;
 }
 export const fleetStatusQuery = defineQuery<FleetStatus>('fleetStatus');
 

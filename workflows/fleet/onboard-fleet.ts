@@ -13,8 +13,11 @@ import type { createActivities } from '../../activities';
 import { STATUS_MEMO_KEY, credentialProblem } from '../contracts';
 import { FleetBook, type BookEntry } from './book';
 import { correctedMember, correctionNames, memberInput } from './members';
+import { planReconcile, type FleetPlan } from './plan';
 import {
+  approveFleetPlanUpdate,
   closeFleetUpdate,
+  fleetInventoryUpdate,
   fleetMemberSignal,
   fleetMembersQuery,
   fleetStatusQuery,
@@ -22,7 +25,9 @@ import {
   type FleetInput,
   type FleetRetryRecord,
   type FleetRetryRequest,
+  type FleetSourceStatus,
   type FleetStatus,
+  type FleetMember,
 } from './messages';
 
 type Activities = ReturnType<typeof createActivities>;
@@ -45,10 +50,16 @@ export interface FleetCarry {
   retrySeq: number;
   startedAtMs: number;
   settledAtMs?: number;
+  source?: FleetSourceStatus;
+  held?: FleetPlan & { members: FleetMember[] };
 }
 
 /** Retry records kept in the status (the oldest fall off). */
 const MAX_RETRIES = 20;
+/** Default largest share of a fleet one reconcile pass offboards without approval. */
+export const DEFAULT_MAX_OFFBOARD_SHARE = 0.1;
+/** Plans list at most this many hosts per kind (the counts say how many in all). */
+const PLAN_LIST_MAX = 200;
 
 const fleetHosts = proxyActivities<Activities>({
   startToCloseTimeout: '5 minutes',
@@ -76,6 +87,11 @@ export async function onboardFleet(input: FleetInput, options: FleetOptions = {}
   let news = 0;
   const retryQueue: { record: FleetRetryRecord; request: FleetRetryRequest; picked: BookEntry[] }[] = [];
   let closeRequested: { offboard: boolean } | undefined;
+  let source: FleetSourceStatus | undefined = carry?.source ?? (input.source ? { kind: input.source.kind, spec: input.source, defaultPort: input.defaults.target.port } : undefined);
+  let held: (FleetPlan & { members: FleetMember[] }) | undefined = carry?.held;
+  // Work a reconcile pass handed over, run by the main loop (activities are not run from handlers).
+  const offboardQueue: string[] = [];
+  const relabelQueue: { hostId: string; labels: Record<string, string> }[] = [];
 
   const status = (): FleetStatus => {
     const { counts, failures } = book.counts();
@@ -90,6 +106,7 @@ export async function onboardFleet(input: FleetInput, options: FleetOptions = {}
       ...(settledAtMs ? { settledAtMs } : {}),
       retries: retries.map((r) => ({ ...r })),
       failures,
+      ...(source ? { source: { ...source } } : {}),
     };
   };
   const publish = () => {
@@ -125,6 +142,78 @@ export async function onboardFleet(input: FleetInput, options: FleetOptions = {}
         const unknown = (request.hostIds ?? []).filter((id) => !book.has(id));
         if (unknown.length > 0) throw new Error(`not in fleet ${input.fleetId}: ${unknown.slice(0, 5).join(', ')}${unknown.length > 5 ? ', …' : ''}`);
         if (book.retryable(request.hostIds, request.phases).length === 0) throw new Error('no host of this fleet failed or waits for credentials (nothing to retry)');
+      },
+    },
+  );
+  /** Applies a plan: new members join the book (the loop starts them), gone ones and relabels are queued. */
+  const apply = (plan: FleetPlan & { members: FleetMember[] }) => {
+    for (const m of plan.members) book.add(m, now());
+    for (const r of plan.remove) if (!offboardQueue.includes(r.hostId)) offboardQueue.push(r.hostId);
+    relabelQueue.push(...plan.relabel);
+    source = {
+      ...(source ?? { kind: input.source?.kind ?? 'file' }),
+      lastApplied: { atMs: now(), added: plan.add.length, removed: plan.remove.length, relabeled: plan.relabel.length, unsupported: plan.unsupported.length, ignored: plan.ignored.length },
+    };
+    delete source.held;
+    held = undefined;
+    changed();
+  };
+  const shown = (plan: FleetPlan & { members?: FleetMember[] }): FleetPlan => {
+    const { members: _members, ...rest } = plan;
+    return {
+      ...rest,
+      add: rest.add.slice(0, PLAN_LIST_MAX),
+      remove: rest.remove.slice(0, PLAN_LIST_MAX),
+      relabel: rest.relabel.slice(0, PLAN_LIST_MAX),
+      unsupported: rest.unsupported.slice(0, PLAN_LIST_MAX),
+      ignored: rest.ignored.slice(0, PLAN_LIST_MAX),
+    };
+  };
+  setHandler(
+    fleetInventoryUpdate,
+    (report) => {
+      if (report.error || !report.read) {
+        const error = report.error ?? { type: 'InventoryUnreadable', message: 'no read' };
+        if (!report.dryRun) {
+          source = { ...(source ?? { kind: input.source?.kind ?? 'file' }), lastError: { ...error, atMs: now() } };
+          changed();
+        }
+        return { error: `${error.type}: ${error.message}` };
+      }
+      const read = report.read;
+      const members = book.all().filter((e) => !offboardQueue.includes(e.member.hostId)).map((e) => e.member);
+      const plan = planReconcile(members, read, input.defaults, { maxOffboardShare: input.maxOffboardShare ?? DEFAULT_MAX_OFFBOARD_SHARE });
+      if (report.dryRun) return shown(plan);
+      source = { ...(source ?? { kind: input.source?.kind ?? 'file' }), lastReadAtMs: read.readAtMs, lastDigest: read.digest };
+      delete source.lastError;
+      if (plan.held) {
+        held = plan;
+        source.held = { digest: plan.digest, remove: plan.remove.length, allowed: plan.held.allowed, reason: plan.held.reason, atMs: now() };
+        changed();
+      } else {
+        apply(plan);
+      }
+      return shown(plan);
+    },
+    {
+      validator: (report: { read?: unknown; error?: unknown }) => {
+        if (closeRequested) throw new Error(`fleet ${input.fleetId} is closing`);
+        if (!input.source) throw new Error(`fleet ${input.fleetId} has no source`);
+        if (!report || (report.read === undefined && report.error === undefined)) throw new Error('a read or an error is required');
+      },
+    },
+  );
+  setHandler(
+    approveFleetPlanUpdate,
+    ({ digest }) => {
+      const plan = held!;
+      apply(plan);
+      return { accepted: true as const, plan: shown(plan) };
+    },
+    {
+      validator: (arg: { digest: string }) => {
+        if (!held) throw new Error(`fleet ${input.fleetId} has no plan waiting for approval`);
+        if (!arg || arg.digest !== held.digest) throw new Error(`the plan waiting for approval is ${held.digest}, not the one given (read the plan again)`);
       },
     },
   );
@@ -165,6 +254,25 @@ export async function onboardFleet(input: FleetInput, options: FleetOptions = {}
       }
       continue;
     }
+    if (offboardQueue.length > 0) {
+      const ids = offboardQueue.splice(0, opts.startBatch);
+      await fleetHosts.releaseFleetHosts({ fleetId: input.fleetId, hostIds: ids, offboard: true });
+      for (const id of ids) book.remove(id);
+      changed();
+      continue;
+    }
+    if (relabelQueue.length > 0) {
+      const batch = relabelQueue.splice(0, opts.startBatch);
+      const result = await fleetHosts.relabelFleetHosts({ fleetId: input.fleetId, changes: batch });
+      const refused = new Set(result.refused.map((r) => r.hostId));
+      // Accepted ones are the members' labels from now on; a refused one (not healthy yet) differs again next pass.
+      for (const c of batch) {
+        const e = book.get(c.hostId);
+        if (e && !refused.has(c.hostId)) book.replaceMember({ ...e.member, labels: c.labels });
+      }
+      changed();
+      continue;
+    }
     const job = retryQueue.shift();
     if (job) {
       await runRetry(job.record, job.request, job.picked);
@@ -191,10 +299,12 @@ export async function onboardFleet(input: FleetInput, options: FleetOptions = {}
         retrySeq,
         startedAtMs,
         ...(settledAtMs ? { settledAtMs } : {}),
+        ...(source ? { source } : {}),
+        ...(held ? { held } : {}),
       });
     }
     const seen = news;
-    await condition(() => news !== seen || !!closeRequested || retryQueue.length > 0);
+    await condition(() => news !== seen || !!closeRequested || retryQueue.length > 0 || offboardQueue.length > 0 || relabelQueue.length > 0);
   }
 
   // Closing: the hosts stop reporting here; with `offboard` each is offboarded (its entity runs the saga).

@@ -10,6 +10,7 @@ export const ErrorCode = {
   HostNotFound: 'HOST_NOT_FOUND',
   TunnelNotFound: 'TUNNEL_NOT_FOUND',
   FleetNotFound: 'FLEET_NOT_FOUND',
+  InventoryUnreadable: 'INVENTORY_UNREADABLE',
   MethodNotAllowed: 'METHOD_NOT_ALLOWED',
   Conflict: 'CONFLICT',
   RateLimited: 'RATE_LIMITED',

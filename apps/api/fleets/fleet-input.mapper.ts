@@ -3,6 +3,7 @@ import { validateSync } from 'class-validator';
 import type { OnboardHostInput } from '../../../workflows/contracts';
 import { compactMembers } from '../../../workflows/fleet/members';
 import type { FleetCorrections, FleetDefaults, FleetInput } from '../../../workflows/fleet/messages';
+import type { FleetSource } from '../../../workflows/fleet/source';
 import { validationFailed, type FieldError } from '../common/api-error';
 import { flattenValidationErrors } from '../common/validation';
 import { CreateHostDto } from '../hosts/dto/create-host.dto';
@@ -57,7 +58,7 @@ export function toFleetInput(dto: CreateFleetDto, ctx: FleetMappingContext): Fle
   const seal = sealingOnce(ctx.sealer);
   const inputs: OnboardHostInput[] = [];
   const ids = new Map<string, number>();
-  dto.hosts.forEach((host, i) => {
+  (dto.hosts ?? []).forEach((host, i) => {
     const merged = mergeHost(defaults, host);
     const instance = plainToInstance(CreateHostDto, merged);
     const found = flattenValidationErrors(validateSync(instance, VALIDATION));
@@ -83,6 +84,39 @@ export function toFleetInput(dto: CreateFleetDto, ctx: FleetMappingContext): Fle
   const fleetDefaults: FleetDefaults = { ...first, target: { ...firstTarget, address: '' } };
   if (dto.unreachableAfterSeconds) fleetDefaults.timing = { probeBudgetMs: dto.unreachableAfterSeconds * 1000 };
   return { fleetId: dto.name, defaults: fleetDefaults, members: compactMembers(fleetDefaults, inputs), concurrency: dto.concurrency ?? ctx.defaultConcurrency };
+}
+
+/** Checks the defaults of a source fleet with this address (documentation range: never contacted). */
+const PLACEHOLDER_ADDRESS = '192.0.2.1';
+
+/**
+ * A fleet whose members come from a source: the defaults must be a whole host request but the address (each host
+ * the source lists gets them), checked and sealed now; the members start empty (the first reconcile pass adds them).
+ */
+export function toSourceFleetInput(dto: CreateFleetDto, ctx: FleetMappingContext): FleetInput {
+  const defaults = dto.defaults ?? {};
+  const errors: FieldError[] = [];
+  for (const k of HOST_ONLY) if (defaults[k] !== undefined) errors.push({ field: `defaults.${k}`, constraints: { hostOnly: `${k} is per host, not a default` } });
+  const instance = plainToInstance(CreateHostDto, { ...defaults, address: PLACEHOLDER_ADDRESS });
+  for (const e of flattenValidationErrors(validateSync(instance, VALIDATION))) errors.push({ field: `defaults.${e.field}`, constraints: e.constraints });
+  if (errors.length > 0) throw validationFailed(errors.slice(0, MAX_ERRORS));
+  const { hostId: _hostId, ...shared } = toOnboardHostInput(instance, { ...ctx, seal: sealingOnce(ctx.sealer) });
+  const fleetDefaults: FleetDefaults = { ...shared, target: { ...shared.target, address: '' } };
+  if (dto.unreachableAfterSeconds) fleetDefaults.timing = { probeBudgetMs: dto.unreachableAfterSeconds * 1000 };
+  return {
+    fleetId: dto.name,
+    defaults: fleetDefaults,
+    members: [],
+    concurrency: dto.concurrency ?? ctx.defaultConcurrency,
+    ...(dto.source ? { source: sourceOf(dto.source) } : {}),
+    ...(dto.maxOffboardShare !== undefined ? { maxOffboardShare: dto.maxOffboardShare } : {}),
+  };
+}
+
+function sourceOf(s: NonNullable<CreateFleetDto['source']>): FleetSource {
+  if (s.kind === 'http') return { kind: 'http', url: s.url! };
+  if (s.kind === 'file') return { kind: 'file', path: s.path! };
+  return { kind: 'ansible-inventory', path: s.path!, ...(s.group ? { group: s.group } : {}) };
 }
 
 /** A retry's corrections, sealed (the request's plaintext goes no further than here). */

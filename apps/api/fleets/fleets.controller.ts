@@ -5,11 +5,12 @@ import type { HttpResponse } from '../common/http-types';
 import { ParseIdPipe } from '../common/id-param.pipe';
 import { PageQueryDto } from '../common/page-query.dto';
 import { UpdateAcceptedDto } from '../common/responses.dto';
-import { CreateFleetDto } from './dto/create-fleet.dto';
-import { FleetAcceptedDto, FleetDetailsDto, FleetHostsPageDto, FleetListDto, FleetRetryAcceptedDto } from './dto/fleet-responses.dto';
+import { ApprovePlanDto, CreateFleetDto } from './dto/create-fleet.dto';
+import { FleetAcceptedDto, FleetDetailsDto, FleetHostsPageDto, FleetListDto, FleetPlanDto, FleetRetryAcceptedDto } from './dto/fleet-responses.dto';
 import { DeleteFleetQueryDto, ListFleetHostsQueryDto } from './dto/list-fleet-hosts.query';
 import { RetryFleetDto } from './dto/retry-fleet.dto';
 import { FleetsService } from './fleets.service';
+import type { FleetPlan } from '../../../workflows/fleet/plan';
 
 @ApiTags('fleets')
 @ApiBearerAuth()
@@ -66,6 +67,24 @@ export class FleetsController {
     const accepted = await this.fleets.retry(id, dto);
     res.setHeader('Location', accepted.statusUrl);
     return accepted;
+  }
+
+  @Get(':id/plan')
+  @ApiOperation({ summary: 'What the next reconcile pass would do (a dry run: reads the source, applies nothing)' })
+  @ApiOkResponse({ type: FleetPlanDto })
+  @ApiResponse({ status: 409, type: ErrorResponseDto, description: 'the fleet has no source, or is not running' })
+  @ApiResponse({ status: 422, type: ErrorResponseDto, description: 'INVENTORY_UNREADABLE' })
+  plan(@Param('id', ParseIdPipe) id: string): Promise<FleetPlan> {
+    return this.fleets.plan(id);
+  }
+
+  @Post(':id/plan/approve')
+  @HttpCode(200)
+  @ApiOperation({ summary: 'Apply the pass held for approval (it would offboard more than maxOffboardShare), named by its digest' })
+  @ApiOkResponse({ type: FleetPlanDto })
+  @ApiResponse({ status: 409, type: ErrorResponseDto, description: 'no plan waits, or a different one (read the plan again)' })
+  async approvePlan(@Param('id', ParseIdPipe) id: string, @Body() dto: ApprovePlanDto): Promise<FleetPlan> {
+    return (await this.fleets.approvePlan(id, dto.digest)).plan;
   }
 
   @Delete(':id')

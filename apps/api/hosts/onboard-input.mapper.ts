@@ -1,9 +1,6 @@
-import { isIP } from 'node:net';
-import { createHash } from 'node:crypto';
 import type { OnboardHostInput, SealedSecret, SshCredential, SshTarget } from '../../../workflows/contracts';
 import type { SealingKeySource } from '../../../lib/keyring';
 import { sealSecret } from '../../../lib/sealed-secret';
-import { HOST_ID_PATTERN } from '../common/validators';
 import type { BastionDto } from './dto/bastion.dto';
 import type { CreateHostDto } from './dto/create-host.dto';
 import type { SshLoginDto } from './dto/ssh-login.dto';
@@ -17,28 +14,8 @@ export interface MappingContext {
   defaultInfluxUrl: string;
 }
 
-/**
- * A stable id for `address:port`, so posting the same host twice is one onboarding:
- * `10.213.1.5` port 22 → `10.213.1.5-22`; names too long or too odd for the id alphabet get a hash suffix.
- */
-export function deriveHostId(address: string, port: number): string {
-  const canonical = isIP(address) === 6 ? canonicalIpv6(address) : address.toLowerCase();
-  const readable = canonical.replace(/[^a-z0-9.]+/g, '-').replace(/^[^a-z0-9]+|[^a-z0-9]+$/g, '');
-  const id = `${readable}-${port}`;
-  // IPv6 addresses always get the hash: `fd00::5` must not become the id of a host named `fd00-5`.
-  if (readable && HOST_ID_PATTERN.test(id) && !address.includes(':') && !id.startsWith(RESERVED_HOST_ID_PREFIX)) return id;
-  const hash = createHash('sha256').update(`${canonical}:${port}`).digest('hex').slice(0, 12);
-  const prefix = readable.replace(/^proxy-/, 'h-proxy-').slice(0, 63 - hash.length - 1).replace(/[^a-z0-9]+$/, '');
-  return prefix ? `${prefix}-${hash}` : `h-${hash}`;
-}
-
-/** Tunnel keepers of proxies are `tunnel/proxy-…`: host ids stay out of that namespace. */
-export const RESERVED_HOST_ID_PREFIX = 'proxy-';
-
-/** `fd00:0::5` and `FD00::5` are one address: the compressed lower-case form URL parsing yields. */
-export function canonicalIpv6(address: string): string {
-  return new URL(`http://[${address}]/`).hostname.replace(/^\[|\]$/g, '');
-}
+import { deriveHostId } from '../../../lib/host-address';
+export { RESERVED_HOST_ID_PREFIX, canonicalIpv6, deriveHostId } from '../../../lib/host-address';
 
 export type Seal = (plaintext: string) => SealedSecret;
 

@@ -1,7 +1,9 @@
 import { ApiProperty, ApiPropertyOptional, OmitType, PartialType } from '@nestjs/swagger';
 import { Transform } from 'class-transformer';
-import { ArrayMaxSize, ArrayMinSize, IsArray, IsInt, IsObject, IsOptional, IsString, Matches, Max, Min } from 'class-validator';
-import { HOST_ID_PATTERN, NoTemplateSyntax } from '../../common/validators';
+import { ArrayMaxSize, ArrayMinSize, IsArray, IsIn, IsInt, IsNumber, IsObject, IsOptional, IsString, Matches, Max, MaxLength, Min, ValidateIf, ValidateNested } from 'class-validator';
+import { Type } from 'class-transformer';
+import { Check, HOST_ID_PATTERN, NoTemplateSyntax } from '../../common/validators';
+import { INVENTORY_GROUP_PATTERN, sourceProblem } from '../../../../workflows/fleet/source';
 import { CreateHostDto } from '../../hosts/dto/create-host.dto';
 
 export const MAX_FLEET_HOSTS = 5000;
@@ -11,6 +13,39 @@ export class FleetDefaultsDto extends PartialType(OmitType(CreateHostDto, ['addr
 
 /** One host of a fleet: its address and whatever differs from the defaults (documentation of `hosts[]`). */
 export class FleetHostDto extends PartialType(CreateHostDto) {}
+
+export const SOURCE_KINDS = ['ansible-inventory', 'file', 'http'] as const;
+
+/** Where a fleet's hosts come from when a Schedule keeps the fleet in step with it. */
+export class FleetSourceDto {
+  @ApiProperty({ enum: SOURCE_KINDS, description: 'ansible-inventory: INI or YAML read with ansible-inventory --list; file: YAML/JSON list of hosts; http: GET returning that JSON' })
+  @IsString()
+  @NoTemplateSyntax()
+  @IsIn(SOURCE_KINDS)
+  @Check('sourceShape', (_v, o) => sourceProblem(o) === null, 'kind, path/url and group must make a usable source (an absolute path inside AO_INVENTORY_DIRS, or a URL under AO_INVENTORY_URLS)')
+  kind!: (typeof SOURCE_KINDS)[number];
+
+  @ApiPropertyOptional({ description: 'ansible-inventory, file: an absolute path the workers may read (AO_INVENTORY_DIRS)', maxLength: 1024 })
+  @ValidateIf((o: FleetSourceDto) => o.kind !== 'http' || o.path !== undefined)
+  @IsString()
+  @MaxLength(1024)
+  @NoTemplateSyntax()
+  path?: string;
+
+  @ApiPropertyOptional({ description: 'ansible-inventory: only this group (and its children)', pattern: INVENTORY_GROUP_PATTERN.source })
+  @IsOptional()
+  @IsString()
+  @NoTemplateSyntax()
+  @Matches(INVENTORY_GROUP_PATTERN, { message: 'group must match $constraint1' })
+  group?: string;
+
+  @ApiPropertyOptional({ description: 'http: the URL (under AO_INVENTORY_URLS)', maxLength: 2048 })
+  @ValidateIf((o: FleetSourceDto) => o.kind === 'http' || o.url !== undefined)
+  @IsString()
+  @MaxLength(2048)
+  @NoTemplateSyntax()
+  url?: string;
+}
 
 /**
  * A fleet: defaults shared by every host and the hosts with their overrides. `defaults` and `hosts` are kept as
@@ -45,11 +80,42 @@ export class CreateFleetDto {
   @IsObject()
   defaults?: Record<string, unknown>;
 
-  @ApiProperty({ type: () => [FleetHostDto], description: `1..${MAX_FLEET_HOSTS} hosts; each needs an address; labels merge over the defaults' labels; a host with its own password or key does not get the defaults' secrets.` })
+  @ApiPropertyOptional({ type: () => [FleetHostDto], description: `1..${MAX_FLEET_HOSTS} hosts (or a source); each needs an address; labels merge over the defaults' labels; a host with its own password or key does not get the defaults' secrets.` })
   @Transform(({ obj }) => (obj as Record<string, unknown>).hosts, { toClassOnly: true })
+  @ValidateIf((o: CreateFleetDto) => o.source === undefined || o.hosts !== undefined)
+  @Check('hostsOrSource', (_v, o) => (o.hosts === undefined) !== (o.source === undefined), 'give hosts or a source, not both')
   @IsArray()
   @ArrayMinSize(1)
   @ArrayMaxSize(MAX_FLEET_HOSTS)
   @IsObject({ each: true })
-  hosts!: Record<string, unknown>[];
+  hosts?: Record<string, unknown>[];
+
+  @ApiPropertyOptional({ type: () => FleetSourceDto, description: 'Instead of hosts: a source a Schedule reconciles the fleet with (new hosts onboarded, gone ones offboarded, relabeled ones changed).' })
+  @IsOptional()
+  @IsObject()
+  @ValidateNested()
+  @Type(() => FleetSourceDto)
+  source?: FleetSourceDto;
+
+  @ApiPropertyOptional({ description: 'With a source: seconds between reconcile passes (default 600).', minimum: 30, maximum: 86400 })
+  @IsOptional()
+  @IsInt()
+  @Min(30)
+  @Max(86400)
+  reconcileEverySeconds?: number;
+
+  @ApiPropertyOptional({ description: 'With a source: the largest share of the fleet one pass offboards without approval (default 0.1; at least one host).', minimum: 0, maximum: 1 })
+  @IsOptional()
+  @IsNumber()
+  @Min(0)
+  @Max(1)
+  maxOffboardShare?: number;
+}
+
+export class ApprovePlanDto {
+  @ApiProperty({ description: 'The digest of the plan to apply (GET …/plan or the status\'s source.held.digest)', pattern: '^[0-9a-f]{64}$' })
+  @IsString()
+  @NoTemplateSyntax()
+  @Matches(/^[0-9a-f]{64}$/, { message: 'digest must be 64 hex characters' })
+  digest!: string;
 }

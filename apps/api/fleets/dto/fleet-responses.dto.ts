@@ -19,6 +19,30 @@ export class FleetRetryRecordDto {
   @ApiPropertyOptional() endedAtMs?: number;
 }
 
+export class FleetSourceViewDto {
+  @ApiProperty({ enum: ['ansible-inventory', 'file', 'http'] }) kind!: string;
+  @ApiPropertyOptional() path?: string;
+  @ApiPropertyOptional() url?: string;
+  @ApiPropertyOptional() group?: string;
+  @ApiPropertyOptional() lastReadAtMs?: number;
+  @ApiPropertyOptional({ description: 'sha256 of the hosts the source listed at the last read' }) lastDigest?: string;
+  @ApiPropertyOptional({ description: 'the last pass could not read the source (INVENTORY_UNREADABLE, InvalidInput: not in the allowlist)' }) lastError?: { type: string; message: string; atMs: number };
+  @ApiPropertyOptional({ description: 'what the last applied pass did, in counts' }) lastApplied?: Record<string, number>;
+  @ApiPropertyOptional({ description: 'a pass held for approval: POST …/plan/approve with its digest applies it' }) held?: { digest: string; remove: number; allowed: number; reason: string; atMs: number };
+}
+
+export class FleetPlanDto {
+  @ApiProperty({ description: 'approve with this digest' }) digest!: string;
+  @ApiProperty() readAtMs!: number;
+  @ApiProperty({ description: 'hosts a pass would onboard' }) add!: { hostId: string; address: string }[];
+  @ApiProperty({ description: 'hosts a pass would offboard' }) remove!: { hostId: string; address: string }[];
+  @ApiProperty({ description: 'hosts whose labels a pass would change' }) relabel!: { hostId: string; labels: Record<string, string> }[];
+  @ApiProperty({ description: 'listed hosts with a change a pass does not apply (address, port, login, data path)' }) unsupported!: { hostId: string; why: string }[];
+  @ApiProperty() unchanged!: number;
+  @ApiProperty({ description: 'source entries left out, with why' }) ignored!: { name: string; why: string }[];
+  @ApiPropertyOptional({ description: 'the pass would stop for approval: it offboards more than allowed' }) held?: { allowed: number; reason: string };
+}
+
 export class FleetDetailsDto extends WorkflowRefDto {
   @ApiProperty() id!: string;
   @ApiProperty({ enum: ['running', 'settled', 'closing', 'closed'], description: 'settled: no host is waiting for a slot or onboarding' }) state!: string;
@@ -31,6 +55,7 @@ export class FleetDetailsDto extends WorkflowRefDto {
   @ApiProperty() concurrency!: number;
   @ApiPropertyOptional() settledAtMs?: number;
   @ApiProperty({ type: [FleetRetryRecordDto] }) retries!: FleetRetryRecordDto[];
+  @ApiPropertyOptional({ type: () => FleetSourceViewDto, description: 'A fleet reconciled with an inventory source: the source and its last passes' }) inventory?: FleetSourceViewDto;
   @ApiProperty({ enum: ['memo', 'visibility'], description: 'memo: the fleet\'s own counts; visibility: not run by a worker yet' }) source!: string;
 }
 
