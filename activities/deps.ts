@@ -13,4 +13,6 @@ export interface ActivityDeps {
   /** For activities that steer other workflows (ensure a tunnel keeper and wait for it). */
   temporal?: { client: Client; tunnelTaskQueue: string; hostTaskQueue?: string };
   log: Logger;
+  /** Installs that start close together share one ansible-playbook run (default: batches of 25 within 2 s). */
+  installBatch?: { max: number; windowMs: number };
 }

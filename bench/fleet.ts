@@ -7,16 +7,20 @@
  *
  *   node -r @swc-node/register bench/fleet.ts                 # N=10, then N=10 with 3 slow
  *   FLEET_SIZES=10,20 SLOW=3 SLOW_CPU_PCT=10 node -r @swc-node/register bench/fleet.ts
+ *   OURS=hosts …                                             # ours as one onboardHost per host (before fleets)
  */
 import { spawn } from 'node:child_process';
 import path from 'node:path';
 import { createFleet, type Fleet, type FleetHost } from '../test/fleet';
 import { repoRoot } from '../apps/devstack/toolchain';
 import { addDirectHosts, asHandHost, throttleHostCpu } from './lib/hosts';
-import { onboardInput, startOnboarding, stopKeepers } from './lib/ours';
+import { onboardInput, runFleet, startOnboarding, stopHostEntities, stopKeepers } from './lib/ours';
 import { cpuMs, resetPeakRss, TreeRssSampler } from './lib/proc';
 import { runBench, startStack, startWorkerProcess, type BenchStack, type WorkerProcess, type Cleanup } from './lib/stack';
 import { envInt, envList, fmtMiB, fmtMs, printJsonResult, ratio, table } from './lib/stats';
+
+/** `fleet` (default): one onboardFleet request; `hosts`: one onboardHost workflow per host, as before fleets. */
+const OURS = process.env.OURS === 'hosts' ? 'hosts' : 'fleet';
 
 interface SideResult {
   makespanMs: number;
@@ -84,14 +88,23 @@ async function runOurs(stack: BenchStack, worker: WorkerProcess, hosts: FleetHos
   const cpu0 = cpuMs(worker.pid);
   const server0 = cpuMs(stack.temporal.pid);
   const t0 = Date.now();
-  const doneAt = await Promise.all(
-    hosts.map(async (h, i) => {
-      const handle = await startOnboarding(stack.client, stack.config.temporal.onboardingTaskQueue, onboardInput(stack.keyring, asHandHost(h, `fleet-${tag}-o${i}`)));
-      await handle.result();
-      return Date.now() - t0;
-    }),
-  );
-  const makespanMs = Date.now() - t0;
+  const inputs = hosts.map((h, i) => onboardInput(stack.keyring, asHandHost(h, `fleet-${tag}-o${i}`)));
+  const queue = stack.config.temporal.onboardingTaskQueue;
+  let doneAt: number[];
+  if (OURS === 'fleet') {
+    // One request for the whole fleet, every host at once (as the hand-run's `-f N`).
+    const r = await runFleet(stack.client, queue, `bench-${tag}`, inputs, hosts.length, t0);
+    if ((r.counts.healthy ?? 0) !== hosts.length) throw new Error(`fleet settled with ${JSON.stringify(r.counts)}`);
+    doneAt = r.doneAtMs;
+  } else {
+    doneAt = await Promise.all(
+      inputs.map(async (input) => {
+        await (await startOnboarding(stack.client, queue, input)).result();
+        return Date.now() - t0;
+      }),
+    );
+  }
+  const makespanMs = Math.max(...doneAt, 0) || Date.now() - t0;
   const peak = sampler.stop();
   const result = {
     makespanMs,
@@ -101,6 +114,7 @@ async function runOurs(stack: BenchStack, worker: WorkerProcess, hosts: FleetHos
     peakRssBytes: peak,
     doneAtMs: doneAt.sort((a, b) => a - b),
   };
+  await stopHostEntities(stack.client, queue);
   await stopKeepers(stack.client, stack.config.temporal.tunnelTaskQueue);
   return result;
 }

@@ -41,6 +41,7 @@ export async function createWorkers(opts: {
     keyring: config.keyring,
     influx: config.influx,
     telegrafArtifact: config.telegrafArtifact,
+    ...(config.installBatch ? { installBatch: config.installBatch } : {}),
     temporal: { client, tunnelTaskQueue: config.temporal.tunnelTaskQueue, hostTaskQueue: config.temporal.onboardingTaskQueue },
     log,
     ...opts.deps,

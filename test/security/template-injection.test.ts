@@ -88,21 +88,7 @@ const HOST_FIELDS: Record<string, Kind> = {
   'bastion.hostKeySha256': 'checked',
 };
 const FIELD_TABLE: Record<string, Record<string, Kind>> = {
-  'POST /v1/hosts': {
-    ...LOGIN,
-    address: 'checked',
-    hostId: 'checked',
-    expectedHostKeySha256: 'checked',
-    dataPath: 'checked',
-    influxUrl: 'checked',
-    proxyBindAddress: 'checked',
-    agentMode: 'checked',
-    'labels{key}': 'checked',
-    'labels{value}': 'checked',
-    ...Object.fromEntries(Object.entries(LOGIN).map(([k, v]) => [`bastion.${k}`, v])),
-    'bastion.address': 'checked',
-    'bastion.hostKeySha256': 'checked',
-  },
+  'POST /v1/hosts': HOST_FIELDS,
   'PATCH /v1/hosts/{id}': { 'labels{key}': 'checked', 'labels{value}': 'checked', interval: 'checked', agentMode: 'checked', agentVersion: 'checked' },
   'POST /v1/hosts/{id}/credentials': { ...LOGIN, hop: 'checked' },
   // A fleet's defaults and each of its hosts are a host request each (merged, then checked by the same rules).
