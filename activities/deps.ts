@@ -1,7 +1,7 @@
 import type { Client } from '@temporalio/client';
 import type { Keyring } from '../lib/keyring';
 import type { Logger } from '../lib/logging';
-import type { AppConfig } from '../lib/config';
+import type { AppConfig, InventoryConfig } from '../lib/config';
 
 /** Everything activities need from the outside, passed explicitly so tests can give real or fake ones. */
 export interface ActivityDeps {
@@ -15,4 +15,6 @@ export interface ActivityDeps {
   log: Logger;
   /** Installs that start close together share one ansible-playbook run (default: batches of 25 within 2 s). */
   installBatch?: { max: number; windowMs: number };
+  /** Where inventory sources may be read from (AO_INVENTORY_DIRS, AO_INVENTORY_URLS); absent: nowhere. */
+  inventory?: InventoryConfig;
 }

@@ -53,6 +53,34 @@ export interface WorkerConfig extends AppConfig {
   freshness?: FreshnessConfig;
   /** Installs that start close together share one ansible-playbook run (absent: the defaults, 25 within 2 s). */
   installBatch?: InstallBatchConfig;
+  /** Where fleets' inventory sources may be read from (absent: nowhere). */
+  inventory?: InventoryConfig;
+}
+
+export interface InventoryConfig {
+  /** AO_INVENTORY_DIRS: absolute directories whose files (symlinks resolved) sources may name. */
+  dirs: string[];
+  /** AO_INVENTORY_URLS: http(s) URL prefixes sources may name. */
+  urlPrefixes: string[];
+}
+
+/** AO_INVENTORY_DIRS and AO_INVENTORY_URLS, comma-separated; both empty by default (no source is readable). */
+export function inventoryConfig(env: Env): InventoryConfig {
+  const list = (v: string | undefined) => (v ?? '').split(',').map((x) => x.trim()).filter(Boolean);
+  const dirs = list(env.AO_INVENTORY_DIRS);
+  for (const d of dirs) if (!d.startsWith('/')) throw new ConfigError(`AO_INVENTORY_DIRS entries must be absolute directories, got "${d.slice(0, 80)}"`);
+  const urlPrefixes = list(env.AO_INVENTORY_URLS);
+  for (const u of urlPrefixes) {
+    let ok = false;
+    try {
+      const parsed = new URL(u);
+      ok = (parsed.protocol === 'http:' || parsed.protocol === 'https:') && !parsed.username && !parsed.password && u.endsWith('/');
+    } catch {
+      ok = false;
+    }
+    if (!ok) throw new ConfigError(`AO_INVENTORY_URLS entries must be http(s) URL prefixes ending in "/", without credentials, got "${u.slice(0, 80)}"`);
+  }
+  return { dirs, urlPrefixes };
 }
 
 export interface InstallBatchConfig {
@@ -283,7 +311,7 @@ function commonConfig(env: Env): AppConfig {
 /** The worker's configuration: `AO_MASTER_KEYS` is required. */
 export function loadWorkerConfig(env: Env = process.env): WorkerConfig {
   const keyring = parseKeys('AO_MASTER_KEYS', env.AO_MASTER_KEYS, Keyring.parse, 'e.g. "k1:$(openssl rand -base64 32)"');
-  return { ...commonConfig(env), keyring, freshness: freshnessConfig(env), installBatch: installBatchConfig(env) };
+  return { ...commonConfig(env), keyring, freshness: freshnessConfig(env), installBatch: installBatchConfig(env), inventory: inventoryConfig(env) };
 }
 
 /**

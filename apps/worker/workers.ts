@@ -42,6 +42,7 @@ export async function createWorkers(opts: {
     influx: config.influx,
     telegrafArtifact: config.telegrafArtifact,
     ...(config.installBatch ? { installBatch: config.installBatch } : {}),
+    ...(config.inventory ? { inventory: config.inventory } : {}),
     temporal: { client, tunnelTaskQueue: config.temporal.tunnelTaskQueue, hostTaskQueue: config.temporal.onboardingTaskQueue },
     log,
     ...opts.deps,
