@@ -205,7 +205,7 @@ export async function onboardFleet(input: FleetInput, options: FleetOptions = {}
   );
   setHandler(
     approveFleetPlanUpdate,
-    ({ digest }) => {
+    () => {
       const plan = held!;
       apply(plan);
       return { accepted: true as const, plan: shown(plan) };
