@@ -18,7 +18,7 @@ import { scanHostKey } from '../../activities/ssh/dialer';
 import { CodecPayloadDto, CodecRequestDto } from '../../apps/api/codec/dto/codec.dto';
 import { ApproveHostKeyDto } from '../../apps/api/hosts/dto/approve-host-key.dto';
 import { BastionDto } from '../../apps/api/hosts/dto/bastion.dto';
-import { CreateFleetDto } from '../../apps/api/fleets/dto/create-fleet.dto';
+import { ApprovePlanDto, CreateFleetDto, FleetSourceDto } from '../../apps/api/fleets/dto/create-fleet.dto';
 import { RetryFleetDto } from '../../apps/api/fleets/dto/retry-fleet.dto';
 import { CreateHostDto } from '../../apps/api/hosts/dto/create-host.dto';
 import { ProvideCredentialsDto } from '../../apps/api/hosts/dto/credentials.dto';
@@ -96,7 +96,13 @@ const FIELD_TABLE: Record<string, Record<string, Kind>> = {
     name: 'checked',
     ...Object.fromEntries(Object.entries(HOST_FIELDS).filter(([k]) => !['address', 'hostId', 'expectedHostKeySha256'].includes(k)).map(([k, v]) => [`defaults.${k}`, v])),
     ...Object.fromEntries(Object.entries(HOST_FIELDS).map(([k, v]) => [`hosts[].${k}`, v])),
+    // A source names a path or URL the workers read (never a host's file or template): checked all the same.
+    'source.kind': 'checked',
+    'source.path': 'checked',
+    'source.group': 'checked',
+    'source.url': 'checked',
   },
+  'POST /v1/fleets/{id}/plan/approve': { digest: 'checked' },
   'POST /v1/fleets/{id}/retry': {
     'hostIds[]': 'checked',
     'phases[]': 'checked',
@@ -137,8 +143,13 @@ function baseBody(endpoint: string, field: string): Record<string, unknown> {
     const inner = field.replace(/^(defaults\.|hosts\[\]\.)/, '');
     const { address, hostId, expectedHostKeySha256, ...shared } = baseBody('POST /v1/hosts', inner);
     const own = { address, hostId, expectedHostKeySha256 };
+    if (field.startsWith('source.')) {
+      const source = field === 'source.url' ? { kind: 'http', url: 'http://10.213.0.1/hosts.json' } : { kind: 'ansible-inventory', path: '/srv/inventory/hosts.ini', group: 'web' };
+      return { name: 'web-eu', defaults: baseBody('POST /v1/fleets', 'defaults.username').defaults, source };
+    }
     return field.startsWith('hosts[].') ? { name: 'web-eu', defaults: {}, hosts: [{ ...own, ...shared }] } : { name: 'web-eu', defaults: shared, hosts: [own] };
   }
+  if (endpoint === 'POST /v1/fleets/{id}/plan/approve') return { digest: 'a'.repeat(64) };
   if (endpoint === 'POST /v1/fleets/{id}/retry') {
     const leaf = field.split('.').pop()!;
     const login = leaf === 'privateKey' || leaf === 'passphrase' ? { username: 'admin', privateKey: key.private } : { ...LOGIN_BODY };
@@ -199,6 +210,7 @@ function reportedField(field: string): string {
 const apiPayloads = templatePayloads('api');
 /** Endpoints that answer 202 (they start or hand over work) rather than 200. */
 const ACCEPTED = new Set(['POST /v1/hosts', 'POST /v1/fleets', 'POST /v1/fleets/{id}/retry']);
+// (plan/approve answers 200: it applies a plan the fleet already holds.)
 const FORMS: Array<[string, string, 'template' | 'shell' | 'control']> = [
   ['{{ lookup }}', apiPayloads.expression, 'template'],
   ['{% for %}', apiPayloads.loop, 'template'],
@@ -227,9 +239,12 @@ describe('(a) the API refuses template syntax in every field that can reach a ho
       starts.push(opts.args[0]);
       return { firstExecutionRunId: 'run-1' };
     }) as never);
+    // A source is read by a reconcile pass the API waits for, then a Schedule is made: both stand-ins too.
+    jest.spyOn(t.client.workflow, 'execute').mockImplementation((async () => ({ read: { digest: 'a'.repeat(64), readAtMs: 1, ignored: [], hosts: 1 } })) as never);
+    jest.spyOn(t.client.schedule, 'create').mockImplementation((async () => ({})) as never);
     // No host has run before: describe finds nothing (the API then carries no pins over).
     jest.spyOn(t.client.workflow, 'getHandle').mockImplementation(((workflowId: string) => ({
-      executeUpdate: async () => ({ accepted: true }),
+      executeUpdate: async () => ({ accepted: true, plan: { add: [], remove: [] } }),
       describe: async () => {
         throw new WorkflowNotFoundError('workflow not found', workflowId, undefined);
       },
@@ -248,7 +263,7 @@ describe('(a) the API refuses template syntax in every field that can reach a ho
     expect(found).toEqual(Object.fromEntries(Object.entries(FIELD_TABLE).map(([e, f]) => [e, Object.keys(f).sort()])));
     // A validated property without @ApiProperty would be missing from the document: none is.
     const storage = getMetadataStorage();
-    for (const dto of [CreateHostDto, BastionDto, ProvideCredentialsDto, ApproveHostKeyDto, UpdateHostDto, CodecRequestDto, CodecPayloadDto, CreateFleetDto, RetryFleetDto]) {
+    for (const dto of [CreateHostDto, BastionDto, ProvideCredentialsDto, ApproveHostKeyDto, UpdateHostDto, CodecRequestDto, CodecPayloadDto, CreateFleetDto, RetryFleetDto, FleetSourceDto, ApprovePlanDto]) {
       const validated = new Set(storage.getTargetValidationMetadatas(dto, '', true, false).map((m) => m.propertyName));
       const documented = Object.keys((doc.components!.schemas as Record<string, Schema>)[dto.name].properties ?? {});
       expect({ dto: dto.name, missing: [...validated].filter((p) => !documented.includes(p)) }).toEqual({ dto: dto.name, missing: [] });

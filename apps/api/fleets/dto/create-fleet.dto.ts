@@ -2,8 +2,8 @@ import { ApiProperty, ApiPropertyOptional, OmitType, PartialType } from '@nestjs
 import { Transform } from 'class-transformer';
 import { ArrayMaxSize, ArrayMinSize, IsArray, IsIn, IsInt, IsNumber, IsObject, IsOptional, IsString, Matches, Max, MaxLength, Min, ValidateIf, ValidateNested } from 'class-validator';
 import { Type } from 'class-transformer';
-import { Check, HOST_ID_PATTERN, NoTemplateSyntax } from '../../common/validators';
-import { INVENTORY_GROUP_PATTERN, sourceProblem } from '../../../../workflows/fleet/source';
+import { Check, HOST_ID_PATTERN, NoControlChars, NoTemplateSyntax } from '../../common/validators';
+import { INVENTORY_GROUP_PATTERN, sourcePathProblem, sourceProblem } from '../../../../workflows/fleet/source';
 import { CreateHostDto } from '../../hosts/dto/create-host.dto';
 
 export const MAX_FLEET_HOSTS = 5000;
@@ -22,7 +22,8 @@ export class FleetSourceDto {
   @IsString()
   @NoTemplateSyntax()
   @IsIn(SOURCE_KINDS)
-  @Check('sourceShape', (_v, o) => sourceProblem(o) === null, 'kind, path/url and group must make a usable source (an absolute path inside AO_INVENTORY_DIRS, or a URL under AO_INVENTORY_URLS)')
+  // Fields the client left out are absent, not `undefined` keys (a DTO instance has every declared field).
+  @Check('sourceShape', (_v, o) => sourceProblem(Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined))) === null, 'kind, path/url and group must make a usable source (an absolute path inside AO_INVENTORY_DIRS, or a URL under AO_INVENTORY_URLS)')
   kind!: (typeof SOURCE_KINDS)[number];
 
   @ApiPropertyOptional({ description: 'ansible-inventory, file: an absolute path the workers may read (AO_INVENTORY_DIRS)', maxLength: 1024 })
@@ -30,6 +31,8 @@ export class FleetSourceDto {
   @IsString()
   @MaxLength(1024)
   @NoTemplateSyntax()
+  @NoControlChars()
+  @Check('usablePath', (v) => typeof v !== 'string' || sourcePathProblem(v) === null, 'must be an absolute, normalized path without $, ~, commas, backticks or backslashes')
   path?: string;
 
   @ApiPropertyOptional({ description: 'ansible-inventory: only this group (and its children)', pattern: INVENTORY_GROUP_PATTERN.source })
@@ -44,6 +47,8 @@ export class FleetSourceDto {
   @IsString()
   @MaxLength(2048)
   @NoTemplateSyntax()
+  @NoControlChars()
+  @Check('usableUrl', (v) => typeof v !== 'string' || sourceProblem({ kind: 'http', url: v }) === null, 'must be an http(s) URL without credentials, whitespace, quotes, braces or dot segments')
   url?: string;
 }
 
