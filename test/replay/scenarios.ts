@@ -16,7 +16,7 @@ import { TunnelIdKey } from '../../workflows/search-attributes';
 import type { hostLifecycle } from '../../workflows/host/host-lifecycle';
 import { approveRepairHostKeyUpdate, changeHostUpdate, hostFreshnessSignal, hostStatusQuery, offboardHostUpdate, retryOnboardingUpdate, rotateKeyUpdate, tunnelReportSignal } from '../../workflows/host/messages';
 import type { onboardFleet } from '../../workflows/fleet/onboard-fleet';
-import { closeFleetUpdate, fleetMemberSignal, fleetStatusQuery, retryFleetUpdate } from '../../workflows/fleet/messages';
+import { approveFleetPlanUpdate, closeFleetUpdate, fleetInventoryUpdate, fleetMemberSignal, fleetStatusQuery, retryFleetUpdate } from '../../workflows/fleet/messages';
 import type { TunnelKeeperOptions, TunnelKeeperState, tunnelKeeper } from '../../workflows/tunnel-keeper';
 import { connectedStats } from '../support/fake-tunnel';
 import { until } from '../support/poll';
@@ -608,7 +608,54 @@ const onboardResumed = onboarding('onboard-resumed', 'a retry resumed after a fa
   }),
 });
 
-export const scenarios: readonly Scenario[] = [...onboardingScenarios, onboardResumed, ...tunnelScenarios, ...hostScenarios, hostRetriedScenario(), fleetRetriedScenario()];
+/** A fleet with a source: a pass adds two, the next removes one and adds one, a third would remove all: held, approved. */
+function fleetReconciledScenario(): Scenario {
+  const name = 'fleet-reconciled';
+  const fleetId = `replay-${name}`;
+  const workflowId = workflowIds.fleet(fleetId);
+  return {
+    name,
+    workflowType: 'onboardFleet',
+    workflowId,
+    about: 'a source fleet: passes add 2, then −1 +1 (applied), then all gone (held for approval, approved by digest); closed',
+    prepare(keyring) {
+      const ok = async () => ({ refused: [] });
+      return {
+        activities: { startFleetHosts: ok, retryFleetHosts: ok, releaseFleetHosts: ok, relabelFleetHosts: ok },
+        async drive(client, taskQueue) {
+          const { hostId: _id, ...shared } = onboardingInput(keyring, 'x');
+          const defaults = { ...shared, target: { ...shared.target, address: '' } };
+          const handle = await client.workflow.start<typeof onboardFleet>('onboardFleet', {
+            taskQueue,
+            workflowId,
+            args: [{ fleetId, defaults, members: [], concurrency: 4, source: { kind: 'file', path: '/srv/inventory/hosts.yml' } }, { publishEveryMs: 50 }],
+            workflowIdConflictPolicy: 'TERMINATE_EXISTING',
+            workflowExecutionTimeout: '5m',
+          });
+          const status = () => handle.query(fleetStatusQuery);
+          const hostsOf = (ns: number[]) => ns.map((n) => ({ address: `10.213.204.${n}`, hostId: `replay-src-${n}` }));
+          const pass = (ns: number[], digest: string) => handle.executeUpdate(fleetInventoryUpdate, { args: [{ read: { hosts: hostsOf(ns), ignored: [], readAtMs: 1_700_000_000_000, digest } }] });
+          await pass([1, 2], '1'.repeat(64));
+          await until('two members', async () => (await status()).total === 2);
+          await pass([2, 3], '2'.repeat(64));
+          await until('churn applied', async () => {
+            const s = await status();
+            return s.total === 2 && s.source?.lastApplied?.added === 1;
+          });
+          await pass([], '3'.repeat(64));
+          await until('held', async () => (await status()).source?.held !== undefined);
+          await handle.executeUpdate(approveFleetPlanUpdate, { args: [{ digest: '3'.repeat(64) }] });
+          await until('all gone', async () => (await status()).total === 0);
+          await handle.executeUpdate(closeFleetUpdate, { args: [{}] });
+          await closed(handle);
+          return [{ runId: handle.firstExecutionRunId, closesWith: 'completed' }];
+        },
+      };
+    },
+  };
+}
+
+export const scenarios: readonly Scenario[] = [...onboardingScenarios, onboardResumed, ...tunnelScenarios, ...hostScenarios, hostRetriedScenario(), fleetRetriedScenario(), fleetReconciledScenario()];
 
 /** The scenario a fixture file belongs to: `<scenario>[.<label>].json` (labels: `run2`, `v1`, ...). */
 export function scenarioForFixture(fileName: string): Scenario | undefined {
