@@ -65,7 +65,7 @@ describe('InstallBatcher', () => {
     const f = fakeRunner();
     const b = new InstallBatcher({ max: 10, windowMs: 30 }, f.run);
     await Promise.all([b.submit(req(1)), b.submit(req(2, { telegraf_state: 'present', telegraf_install_mode: 'repo' })), b.submit(req(3))]);
-    expect(f.runs.map((r) => r.hosts?.map((h) => h.address))).toEqual([['10.0.0.1', '10.0.0.3'], ['10.0.0.2']]);
+    expect(f.runs.map((r) => r.hosts?.map((h) => h.address)).sort()).toEqual([['10.0.0.1', '10.0.0.3'], ['10.0.0.2']]);
   });
 
   it('a member cancelled before the batch closes leaves it; the others run without it', async () => {
@@ -78,6 +78,38 @@ describe('InstallBatcher', () => {
     await expect(leaving).rejects.toThrow('cancelled');
     await staying;
     expect(f.runs[0].hosts?.map((h) => h.address)).toEqual(['10.0.0.2']);
+  });
+
+  it('the window runs from the latest member: hosts arriving a little apart share one run (bounded by five windows)', async () => {
+    const f = fakeRunner();
+    const b = new InstallBatcher({ max: 10, windowMs: 60 }, f.run);
+    const all: Promise<unknown>[] = [];
+    for (const n of [1, 2, 3, 4]) {
+      all.push(b.submit(req(n)));
+      await new Promise((r) => setTimeout(r, 40));
+    }
+    await Promise.all(all);
+    expect(f.runs.map((r) => r.hosts?.length)).toEqual([4]);
+    expect(f.runs[0].strategy).toBe('free');
+  });
+
+  it('a host that is done is answered at once, before the slow one ends the run', async () => {
+    let finish!: () => void;
+    const gate = new Promise<void>((r) => (finish = r));
+    const run = async (opts: RunPlaybookOptions): Promise<PlaybookRun> => {
+      const [fast, slow] = opts.hosts!;
+      const counts = { ok: 20, changed: 5, failed: 0, unreachable: 0, skipped: 0, rescued: 0, ignored: 0 };
+      opts.onHostDone?.(fast.name, { counts, custom: { telegraf_version: '1.39.3', telegraf_started_at_ms: 7 } });
+      await gate;
+      return { exitCode: 0, recap: { hosts: { [fast.name]: counts, [slow.name]: counts }, failures: [], custom: { [fast.name]: {}, [slow.name]: { telegraf_version: '1.39.3', telegraf_started_at_ms: 9 } } }, stderrTail: '', timedOut: false, cancelled: false, durationMs: 1 };
+    };
+    const b = new InstallBatcher({ max: 2, windowMs: 1000 }, run);
+    const fast = b.submit(req(1));
+    const slow = b.submit(req(2));
+    const early = await fast;
+    expect(early.recap!.custom.target).toEqual({ telegraf_version: '1.39.3', telegraf_started_at_ms: 7 });
+    finish();
+    expect((await slow).recap!.custom.target.telegraf_started_at_ms).toBe(9);
   });
 
   it('max 1: every install runs alone with its own vars merged into the extra vars, as before batching', async () => {

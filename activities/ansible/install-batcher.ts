@@ -1,7 +1,7 @@
 import type { InstallBatchConfig } from '../../lib/config';
 import type { Logger } from '../../lib/logging';
 import type { PlaybookHost, PlaybookRun, RunPlaybookOptions } from './run-playbook';
-import { totals, type PlaybookRecap } from './recap';
+import { totals, type HostRecap, type PlaybookRecap } from './recap';
 
 /**
  * Hosts that reach the install step close together share one `ansible-playbook -f N` run (DESIGN §4b). Each
@@ -22,6 +22,8 @@ export type RunPlaybookFn = (opts: RunPlaybookOptions) => Promise<PlaybookRun>;
 interface Member {
   host: PlaybookHost;
   secrets: string[];
+  /** Answered already (its host was done before the run ended). */
+  answered?: boolean;
   resolve(run: MemberRun): void;
   reject(err: unknown): void;
   left: boolean;
@@ -33,7 +35,11 @@ interface OpenBatch {
   playbook?: string;
   members: Member[];
   timer?: NodeJS.Timeout;
+  openedAtMs: number;
 }
+
+/** A batch waits at most this many windows in all, however steadily hosts keep arriving. */
+const MAX_WINDOWS = 5;
 
 let nextName = 0;
 
@@ -70,11 +76,15 @@ export class InstallBatcher {
     return new Promise<MemberRun>((resolve, reject) => {
       let batch = this.open.get(key);
       if (!batch) {
-        batch = { key, extraVars: req.extraVars, playbook: req.playbook, members: [] };
+        batch = { key, extraVars: req.extraVars, playbook: req.playbook, members: [], openedAtMs: Date.now() };
         this.open.set(key, batch);
-        const b = batch;
-        b.timer = setTimeout(() => this.close(b), this.config.windowMs);
       }
+      // The window runs from the latest member: hosts that keep arriving (a fleet's, a few seconds apart) share a
+      // run instead of a late few running alone after it; MAX_WINDOWS bounds the wait of the first.
+      const b = batch;
+      if (b.timer) clearTimeout(b.timer);
+      const left = b.openedAtMs + MAX_WINDOWS * this.config.windowMs - Date.now();
+      b.timer = setTimeout(() => this.close(b), Math.max(0, Math.min(this.config.windowMs, left)));
       const member: Member = { host: { ...req.host, name: `h${nextName++}` }, secrets: req.secrets, resolve: (r) => resolve(renamed(r, member.host.name, req.as)), reject, left: false };
       batch.members.push(member);
       req.signal?.addEventListener('abort', () => {
@@ -94,7 +104,15 @@ export class InstallBatcher {
     this.stats.runs++;
     this.stats.members += members.length;
     const started = Date.now();
-    this.run({ hosts: members.map((m) => m.host), extraVars: batch.extraVars, playbook: batch.playbook, secrets: members.flatMap((m) => m.secrets), log: this.log, detached: true }).then(
+    const byName = new Map(members.map((m) => [m.host.name, m]));
+    // Each host at its own pace (a slow host does not hold up the others); a host that is done is answered at once.
+    const onHostDone = (name: string, done: { counts: HostRecap; custom: Record<string, unknown> }) => {
+      const m = byName.get(name);
+      if (!m || m.answered || done.counts.failed > 0 || done.counts.unreachable > 0) return;
+      m.answered = true;
+      m.resolve({ exitCode: 0, recap: { hosts: { [name]: done.counts }, failures: [], custom: { [name]: done.custom } }, stderrTail: '', timedOut: false, cancelled: false, durationMs: Date.now() - started });
+    };
+    this.run({ hosts: members.map((m) => m.host), extraVars: batch.extraVars, playbook: batch.playbook, secrets: members.flatMap((m) => m.secrets), log: this.log, detached: true, strategy: 'free', onHostDone }).then(
       (run) => {
         const outcome = run.recap ? members.map((m) => totals(memberRecap(run.recap!, m.host.name, m.host.name))) : [];
         this.log?.info('install batch finished', {
@@ -105,7 +123,7 @@ export class InstallBatcher {
           hostsFailed: outcome.filter((t) => t.failed > 0).length,
           hostsUnreachable: outcome.filter((t) => t.unreachable > 0).length,
         });
-        for (const m of members) m.resolve(run);
+        for (const m of members) if (!m.answered) m.resolve(run);
       },
       (err) => {
         for (const m of members) m.reject(err);

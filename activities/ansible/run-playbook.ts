@@ -6,7 +6,7 @@ import execa from 'execa';
 import type { Logger } from '../../lib/logging';
 import { currentActivity } from '../heartbeat';
 import { RUN_DIR_PREFIX, RUN_MARKER_ENV, writeRunOwner } from './playbook-runs';
-import { parseRecap, shorten, type PlaybookRecap } from './recap';
+import { parseRecap, shorten, type HostRecap, type PlaybookRecap } from './recap';
 import { toUnsafeYaml } from './unsafe-yaml';
 
 /**
@@ -70,6 +70,13 @@ export interface RunPlaybookOptions {
    * does not stop the run; `signal` still does. Each member heartbeats for itself.
    */
   detached?: boolean;
+  /**
+   * Called as soon as a host has run the role's last task (the recap callback prints a line for it): with the free
+   * strategy of a batch, long before the slowest host is done.
+   */
+  onHostDone?: (name: string, done: { counts: HostRecap; custom: Record<string, unknown> }) => void;
+  /** Ansible's strategy: `linear` (default, tasks in lockstep) or `free` (each host at its own pace). */
+  strategy?: 'linear' | 'free';
 }
 
 export interface PlaybookRun {
@@ -224,6 +231,7 @@ export async function runPlaybook(opts: RunPlaybookOptions): Promise<PlaybookRun
       ANSIBLE_NOCOLOR: '1',
       ANSIBLE_DEPRECATION_WARNINGS: 'False',
       ANSIBLE_RETRY_FILES_ENABLED: 'False',
+      ...(opts.strategy ? { ANSIBLE_STRATEGY: opts.strategy } : {}),
       PYTHONDONTWRITEBYTECODE: '1',
       // Inherited by every process of the run (ssh included): how a sweep finds them after a worker crash.
       [RUN_MARKER_ENV]: path.basename(tmp),
@@ -244,6 +252,24 @@ export async function runPlaybook(opts: RunPlaybookOptions): Promise<PlaybookRun
       all: false,
       maxBuffer: 16 * 1024 * 1024,
     });
+    if (opts.onHostDone && child.stdout) {
+      const onDone = opts.onHostDone;
+      let pending = '';
+      child.stdout.on('data', (chunk: Buffer) => {
+        pending += chunk.toString('utf8');
+        const lines = pending.split('\n');
+        pending = lines.pop() ?? '';
+        for (const line of lines) {
+          if (!line.includes('"ao_host_done"')) continue;
+          try {
+            const doc = JSON.parse(line) as { ao_host_done?: unknown; counts?: HostRecap; custom?: Record<string, unknown> };
+            if (typeof doc.ao_host_done === 'string' && doc.counts) onDone(doc.ao_host_done, { counts: doc.counts, custom: doc.custom ?? {} });
+          } catch {
+            // not our line after all: the final recap still has every host
+          }
+        }
+      });
+    }
     if (child.pid !== undefined) {
       // Ansible is bulk work: below the control plane (Temporal, the API, tunnel heartbeats) on a shared
       // controller. Forks inherit it; set before ansible forks anything of note (best effort).

@@ -62,10 +62,11 @@ export async function runFleet(client: Client, taskQueue: string, fleetId: strin
       const doneAtMs: number[] = [];
       for (const i of inputs) {
         const s = (await client.workflow.getHandle(workflowIds.host(i.hostId)).describe()).memo?.[STATUS_MEMO_KEY] as HostStatus | undefined;
-        if (s?.phase === 'healthy') doneAtMs.push(s.since - t0);
+        doneAtMs.push(s?.phase === 'healthy' ? s.since - t0 : NaN);
       }
       await handle.terminate('bench over').catch(() => undefined);
-      return { doneAtMs: doneAtMs.sort((a, b) => a - b), counts: memo.counts as Record<string, number> };
+      // In the order of `inputs` (NaN: not healthy).
+      return { doneAtMs, counts: memo.counts as Record<string, number> };
     }
     await new Promise((r) => setTimeout(r, 500));
   }
