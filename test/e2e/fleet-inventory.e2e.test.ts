@@ -15,6 +15,8 @@ const suite = unsupported ? describe.skip : describe;
 jest.setTimeout(900_000);
 
 const INVENTORY_DIR = mkdtempSync(path.join(tmpdir(), 'ao-inventory-'));
+// One bootstrap password for the whole inventory (the fleet's defaults give it; the inventory's own is never read).
+const PASSWORD = 'inventory pw $(id) ✓';
 
 suite('fleet from an Ansible inventory, reconciled', () => {
   const e2e = useE2eStack({ name: 'fleet-inv', inventory: { dirs: [INVENTORY_DIR], urlPrefixes: [] } });
@@ -40,10 +42,9 @@ suite('fleet from an Ansible inventory, reconciled', () => {
 
   it('5 listed → 5 healthy; −1 +1 → one offboarded, one onboarded; all removed → held until approved', async () => {
     const hosts: FleetHost[] = [];
-    for (let i = 0; i < 6; i++) hosts.push(await fleet.addHost({ name: `inv${i}`, topology: 'direct' }));
+    for (let i = 0; i < 6; i++) hosts.push(await fleet.addHost({ name: `inv${i}`, topology: 'direct', bootstrapPassword: PASSWORD }));
     const user = hosts[0].bootstrapUser;
-    // Every fleet host has the same bootstrap password unless told otherwise.
-    const body = { name: 'inv-fleet', source: { kind: 'ansible-inventory', path: file }, reconcileEverySeconds: 3600, defaults: { username: user, password: hosts[0].bootstrapPassword, dataPath: 'tunnel' } };
+    const body = { name: 'inv-fleet', source: { kind: 'ansible-inventory', path: file }, reconcileEverySeconds: 3600, defaults: { username: user, password: PASSWORD, dataPath: 'tunnel' } };
 
     // A source outside the workers' allowlist is refused before anything starts.
     const outside = await api('POST', '/v1/fleets', { ...body, name: 'inv-outside', source: { kind: 'ansible-inventory', path: '/etc/hosts' } });
