@@ -105,9 +105,8 @@ describe('onboardFleet (dev server, real fleet activities, fake host activities)
       expect(page.items.map((i) => i.hostId)).toEqual([`${p}-13`]);
       expect(page.items[0].error?.type).toBe(FailureType.HostUnreachable);
 
-      // The memo the API reads says the same.
-      const memo = (await h.describe()).memo?.status as FleetStatus;
-      expect(memo.counts.healthy).toBe(5);
+      // The memo the API reads says the same (it is written at most every publishEveryMs, so shortly after).
+      await eventually(async () => ((await h.describe()).memo?.status as FleetStatus | undefined)?.counts.healthy === 5, 10_000, 100);
 
       calls.length = 0;
       const accepted = await h.executeUpdate(retryFleetUpdate, { args: [{ corrections: { credential: { username: 'boot', password: sealSecret(keyring, 'right') } } }] });
