@@ -31,8 +31,8 @@ describe('fleets CLI', () => {
     });
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
     const dir = mkdtempSync(path.join(tmpdir(), 'fleet-cli-'));
-    const file = path.join(dir, 'fleet.json');
-    writeFileSync(file, JSON.stringify({ name: 'web', defaults: { username: 'admin' }, hosts: [{ address: '10.0.0.1' }] }));
+    const file = path.join(dir, 'fleet.yml');
+    writeFileSync(file, 'name: web\ndefaults:\n  username: admin\nhosts:\n  - address: 10.0.0.1\n');
     const out: string[] = [];
     const err: string[] = [];
     const io: Io = { stdin: Readable.from([Buffer.from('s3cret\n')]), stdout: { write: (s: string) => out.push(s), isTTY: false }, stderr: { write: (s: string) => err.push(s) }, env: { AO_API_URL: `http://127.0.0.1:${(server.address() as { port: number }).port}` } };

@@ -95,7 +95,7 @@ export async function fleetCommand(command: string | undefined, args: string[], 
   switch (command) {
     case 'add': {
       const { values } = parseArgs({ args, options: { file: { type: 'string', short: 'f' }, 'password-stdin': { type: 'boolean' }, 'key-file': { type: 'string' }, wait: { type: 'boolean' }, json: { type: 'boolean' } }, strict: true });
-      if (!values.file) throw d.usage('fleets add needs -f FILE (JSON or YAML: name, defaults, hosts)');
+      if (!values.file) throw d.usage('fleets add needs -f FILE (JSON or YAML: name, defaults, hosts or source)');
       const body = readFleetFile(values.file, d.parseYaml);
       const defaults = { ...((body.defaults as Record<string, unknown> | undefined) ?? {}) };
       if (values['password-stdin'] && values['key-file']) throw d.usage('give --password-stdin or --key-file, not both');

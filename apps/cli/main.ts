@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
+import { CORE_SCHEMA, load } from 'js-yaml';
 import { ApiClient, ApiRequestError, ApiUnreachableError } from './api-client';
 import { fleetCommand } from './fleets';
 import { apiEnvFile } from './keys';
@@ -34,7 +35,7 @@ const USAGE = `usage: agent-onboarding <command>
   hosts credentials ID --user USER (--password-stdin | --key-file FILE [--passphrase-stdin]) [--hop target|bastion]
   hosts approve-key ID SHA256:… [--hop target|bastion]   --hop: whose login/key (default: the one waiting)
   fleets add -f FILE [--password-stdin | --key-file FILE] [--wait]
-                                      a fleet from a JSON file {name, concurrency?, defaults, hosts: [{address, …}]};
+                                      a fleet from a JSON or YAML file {name, concurrency?, defaults, hosts: [{address, …}] | source};
                                       the defaults' secret from stdin or a key file (keep secrets out of files)
   fleets list | show ID | watch ID    counts per phase; watch draws a progress bar until the fleet settles
   fleets hosts ID [--phase PHASE] [--page-size N] [--offset N]
@@ -333,7 +334,7 @@ export async function run(argv: string[], io: Io): Promise<number> {
       return 0;
     }
     case `fleets ${command}`:
-      return fleetCommand(command, rest, { api, io, readSecrets: (names) => readSecrets(io, names), usage: (m) => new UsageError(m) });
+      return fleetCommand(command, rest, { api, io, readSecrets: (names) => readSecrets(io, names), usage: (m) => new UsageError(m), parseYaml: (text) => load(text, { schema: CORE_SCHEMA }) });
     case 'tunnels list': {
       const { values } = simple();
       const page = await api.request<{ items: Array<Record<string, string>> }>('GET', '/v1/tunnels');
