@@ -55,6 +55,8 @@ export interface WorkerConfig extends AppConfig {
   installBatch?: InstallBatchConfig;
   /** Where fleets' inventory sources may be read from (absent: nowhere). */
   inventory?: InventoryConfig;
+  /** AO_ONBOARDING_ACTIVITY_SLOTS: onboarding activities one worker runs at once (absent: 64). */
+  onboardingActivitySlots?: number;
 }
 
 export interface InventoryConfig {
@@ -96,6 +98,20 @@ export interface InstallBatchConfig {
  * gathers; 25 keeps one run's forks and memory modest and a failing run's blast radius small.
  */
 export const INSTALL_BATCH_DEFAULTS = { max: 25, windowMs: 2000 } as const;
+
+/**
+ * Most onboarding activities wait on the network or on an ansible-playbook child (and installs share runs), so a
+ * worker runs many at once; the CPU-heavy part is bounded by the batches, not by the slots.
+ */
+export const DEFAULT_ONBOARDING_ACTIVITY_SLOTS = 64;
+
+function activitySlots(env: Env): number {
+  const raw = env.AO_ONBOARDING_ACTIVITY_SLOTS?.trim();
+  if (!raw) return DEFAULT_ONBOARDING_ACTIVITY_SLOTS;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < 1 || n > 1000) throw new ConfigError(`AO_ONBOARDING_ACTIVITY_SLOTS must be an integer in 1..1000, got "${raw.slice(0, 40)}"`);
+  return n;
+}
 
 /** AO_INSTALL_BATCH_MAX (1..200, default 25) and AO_INSTALL_BATCH_WINDOW_MS (0..60000, default 2000). */
 export function installBatchConfig(env: Env): InstallBatchConfig {
@@ -311,7 +327,7 @@ function commonConfig(env: Env): AppConfig {
 /** The worker's configuration: `AO_MASTER_KEYS` is required. */
 export function loadWorkerConfig(env: Env = process.env): WorkerConfig {
   const keyring = parseKeys('AO_MASTER_KEYS', env.AO_MASTER_KEYS, Keyring.parse, 'e.g. "k1:$(openssl rand -base64 32)"');
-  return { ...commonConfig(env), keyring, freshness: freshnessConfig(env), installBatch: installBatchConfig(env), inventory: inventoryConfig(env) };
+  return { ...commonConfig(env), keyring, freshness: freshnessConfig(env), installBatch: installBatchConfig(env), inventory: inventoryConfig(env), onboardingActivitySlots: activitySlots(env) };
 }
 
 /**
