@@ -11,8 +11,10 @@ export interface ActivityDeps {
   /** Telegraf binary shipped to hosts in artifact mode. */
   telegrafArtifact?: string;
   /** For activities that steer other workflows (ensure a tunnel keeper and wait for it). */
-  temporal?: { client: Client; tunnelTaskQueue: string };
-  /** Which inventory files and URLs `readInventory` may read (AO_INVENTORY_DIRS / AO_INVENTORY_URLS); absent = none. */
-  inventory?: InventoryConfig;
+  temporal?: { client: Client; tunnelTaskQueue: string; hostTaskQueue?: string };
   log: Logger;
+  /** Installs that start close together share one ansible-playbook run (default: batches of 25 within 2 s). */
+  installBatch?: { max: number; windowMs: number };
+  /** Where inventory sources may be read from (AO_INVENTORY_DIRS, AO_INVENTORY_URLS); absent: nowhere. */
+  inventory?: InventoryConfig;
 }

@@ -8,6 +8,9 @@ import type { EnsureTunnelOptions } from './tunnel/ensure-tunnel';
 import { verifyMetrics } from './metrics/verify-metrics';
 import { sweepFreshness } from './metrics/freshness';
 import { workerInfo } from './worker-info';
+import { createFleetActivities } from './fleet/fleet-hosts';
+import { createFleetSourceActivities } from './fleet/fleet-source';
+import { createInventoryActivities } from './inventory';
 
 export type { ActivityDeps } from './deps';
 
@@ -27,5 +30,7 @@ export function createActivities(deps: ActivityDeps) {
     verifyMetrics: verifyMetrics(deps),
     sweepFreshness: sweepFreshness(deps),
     workerInfo,
+    ...createFleetActivities(deps),
+    ...createFleetSourceActivities(deps, createInventoryActivities(deps).readInventory),
   };
 }

@@ -51,19 +51,90 @@ export interface WorkerConfig extends AppConfig {
    * `sweepEveryMs` 0 leaves the Schedule alone. Absent (configs built by hand in tests and benchmarks): the same.
    */
   freshness?: FreshnessConfig;
-  /** Inventory sources the worker may read. Absent (configs built by hand): none. */
+  /** Installs that start close together share one ansible-playbook run (absent: the defaults, 25 within 2 s). */
+  installBatch?: InstallBatchConfig;
+  /** Where fleets' inventory sources may be read from (absent: nowhere). */
   inventory?: InventoryConfig;
+  /** AO_ONBOARDING_ACTIVITY_SLOTS: onboarding activities one worker runs at once (absent: 64). */
+  onboardingActivitySlots?: number;
+}
+
+export interface InventoryConfig {
+  /** AO_INVENTORY_DIRS: absolute directories whose files (symlinks resolved) sources may name. */
+  dirs: string[];
+  /** AO_INVENTORY_URLS: http(s) URL prefixes sources may name. */
+  urlPrefixes: string[];
 }
 
 /**
- * What `readInventory` may read (fleets' inventory sources): files below `dirs`, URLs below `urlPrefixes`.
- * Empty (the default) = no source at all: a fleet's source is operator input, read with the worker's rights.
+ * AO_INVENTORY_DIRS and AO_INVENTORY_URLS, comma-separated; both empty by default (no source is readable).
+ * A URL prefix matches by origin and then by path at a `/` boundary (activities/inventory/allowlist.ts), so
+ * `https://cmdb.example.com/inv` does not let `https://cmdb.example.com.evil.net/` or `/inventory-admin` through.
  */
-export interface InventoryConfig {
-  /** AO_INVENTORY_DIRS: absolute directories, comma-separated. */
-  dirs: string[];
-  /** AO_INVENTORY_URLS: http(s) URL prefixes, comma-separated (same origin, path at a `/` boundary). */
-  urlPrefixes: string[];
+export function inventoryConfig(env: Env): InventoryConfig {
+  const list = (v: string | undefined) => (v ?? '').split(',').map((x) => x.trim()).filter(Boolean);
+  const dirs = list(env.AO_INVENTORY_DIRS).map((d) => {
+    // eslint-disable-next-line no-control-regex -- matching control characters is the point
+    if (!d.startsWith('/') || /[\u0000-\u001f\u007f]/.test(d) || d.split('/').some((s) => s === '..' || s === '.')) {
+      throw new ConfigError(`AO_INVENTORY_DIRS entries must be absolute directories without . or .. segments, got "${d.slice(0, 80)}"`);
+    }
+    return d.length > 1 ? d.replace(/\/+$/, '') : d;
+  });
+  const urlPrefixes = list(env.AO_INVENTORY_URLS).map((p) => {
+    let u: URL | undefined;
+    try {
+      u = new URL(p);
+    } catch {
+      u = undefined;
+    }
+    // Never echo an entry that holds credentials.
+    const shown = u ? `${u.protocol}//${u.host}${u.pathname}` : p.replace(/\/\/[^/@]*@/, '//…@').slice(0, 80);
+    if (!u || (u.protocol !== 'http:' && u.protocol !== 'https:')) throw new ConfigError(`AO_INVENTORY_URLS entries must be http(s) URLs, got "${shown}"`);
+    if (u.username || u.password) throw new ConfigError(`AO_INVENTORY_URLS entries must not contain credentials (${shown})`);
+    if (u.search || u.hash) throw new ConfigError(`AO_INVENTORY_URLS entries are prefixes: no query or fragment, got "${shown}…"`);
+    return u.href;
+  });
+  return { dirs, urlPrefixes };
+}
+
+export interface InstallBatchConfig {
+  /** AO_INSTALL_BATCH_MAX: hosts per run at most; 1 = every install runs alone. */
+  max: number;
+  /** AO_INSTALL_BATCH_WINDOW_MS: how long a batch waits for more hosts after its first. */
+  windowMs: number;
+}
+
+/**
+ * 25 hosts, 2 s: a fleet's hosts reach the install within seconds of each other (they probe and make cloudroot
+ * together), so a 2 s wait costs one host at most 2 s and saves one Ansible start-up (~1.5 CPU-s here) per host it
+ * gathers; 25 keeps one run's forks and memory modest and a failing run's blast radius small.
+ */
+export const INSTALL_BATCH_DEFAULTS = { max: 25, windowMs: 2000 } as const;
+
+/**
+ * Most onboarding activities wait on the network or on an ansible-playbook child (and installs share runs), so a
+ * worker runs many at once; the CPU-heavy part is bounded by the batches, not by the slots.
+ */
+export const DEFAULT_ONBOARDING_ACTIVITY_SLOTS = 64;
+
+function activitySlots(env: Env): number {
+  const raw = env.AO_ONBOARDING_ACTIVITY_SLOTS?.trim();
+  if (!raw) return DEFAULT_ONBOARDING_ACTIVITY_SLOTS;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < 1 || n > 1000) throw new ConfigError(`AO_ONBOARDING_ACTIVITY_SLOTS must be an integer in 1..1000, got "${raw.slice(0, 40)}"`);
+  return n;
+}
+
+/** AO_INSTALL_BATCH_MAX (1..200, default 25) and AO_INSTALL_BATCH_WINDOW_MS (0..60000, default 2000). */
+export function installBatchConfig(env: Env): InstallBatchConfig {
+  const raw = env.AO_INSTALL_BATCH_MAX?.trim();
+  let max: number = INSTALL_BATCH_DEFAULTS.max;
+  if (raw) {
+    max = Number(raw);
+    if (!Number.isInteger(max) || max < 1 || max > 200) throw new ConfigError(`AO_INSTALL_BATCH_MAX must be an integer in 1..200, got "${raw.slice(0, 40)}"`);
+  }
+  const windowMs = env.AO_INSTALL_BATCH_WINDOW_MS?.trim() ? millis(env, 'AO_INSTALL_BATCH_WINDOW_MS', INSTALL_BATCH_DEFAULTS.windowMs, { min: 0, max: 60_000, zeroAllowed: true }) : INSTALL_BATCH_DEFAULTS.windowMs;
+  return { max, windowMs };
 }
 
 export interface FreshnessConfig {
@@ -225,32 +296,17 @@ export function freshnessConfig(env: Env): FreshnessConfig {
   };
 }
 
-function list(env: Env, name: string): string[] {
-  return (env[name] ?? '').split(',').map((s) => s.trim()).filter(Boolean);
-}
-
-/** AO_INVENTORY_DIRS and AO_INVENTORY_URLS (both default empty: no inventory source is readable). */
-export function inventoryConfig(env: Env): InventoryConfig {
-  const dirs = list(env, 'AO_INVENTORY_DIRS').map((d) => {
-    // eslint-disable-next-line no-control-regex -- matching control characters is the point
-    if (!d.startsWith('/') || /[\u0000-\u001f\u007f]/.test(d) || d.split('/').some((s) => s === '..' || s === '.')) {
-      throw new ConfigError(`AO_INVENTORY_DIRS entries must be absolute directories without . or .. segments, got "${d.slice(0, 100)}"`);
-    }
-    return d.length > 1 ? d.replace(/\/+$/, '') : d;
-  });
-  const urlPrefixes = list(env, 'AO_INVENTORY_URLS').map((p) => {
-    let u: URL;
-    try {
-      u = new URL(p);
-    } catch {
-      throw new ConfigError(`AO_INVENTORY_URLS entries must be http(s) URLs, got "${p.slice(0, 100)}"`);
-    }
-    if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new ConfigError(`AO_INVENTORY_URLS entries must be http(s) URLs, got "${p.slice(0, 100)}"`);
-    if (u.username || u.password) throw new ConfigError('AO_INVENTORY_URLS entries must not contain credentials');
-    if (u.search || u.hash) throw new ConfigError(`AO_INVENTORY_URLS entries are prefixes: no query or fragment, got "${u.origin}${u.pathname}…"`);
-    return u.href;
-  });
-  return { dirs, urlPrefixes };
+/**
+ * AO_FLEET_CONCURRENCY: hosts a fleet onboards at once when its request names none. The default fits the
+ * controller: installs batch into one ansible-playbook per window, so more hosts in flight than cores is fine, but
+ * each in-flight host costs SSH sessions and memory on the worker.
+ */
+export function fleetConcurrencyDefault(env: Env, cpus: number): number {
+  const raw = env.AO_FLEET_CONCURRENCY?.trim();
+  if (!raw) return Math.min(64, Math.max(4, 8 * cpus));
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < 1 || n > 500) throw new ConfigError(`AO_FLEET_CONCURRENCY must be an integer in 1..500, got "${raw.slice(0, 40)}"`);
+  return n;
 }
 
 function commonConfig(env: Env): AppConfig {
@@ -283,7 +339,7 @@ function commonConfig(env: Env): AppConfig {
 /** The worker's configuration: `AO_MASTER_KEYS` is required. */
 export function loadWorkerConfig(env: Env = process.env): WorkerConfig {
   const keyring = parseKeys('AO_MASTER_KEYS', env.AO_MASTER_KEYS, Keyring.parse, 'e.g. "k1:$(openssl rand -base64 32)"');
-  return { ...commonConfig(env), keyring, freshness: freshnessConfig(env), inventory: inventoryConfig(env) };
+  return { ...commonConfig(env), keyring, freshness: freshnessConfig(env), installBatch: installBatchConfig(env), inventory: inventoryConfig(env), onboardingActivitySlots: activitySlots(env) };
 }
 
 /**

@@ -66,6 +66,19 @@ export interface OnboardHostInput {
   labels?: Record<string, string>;
   /** Durations in ms; inputs so tests can shorten them. */
   timing?: { verifyDeadlineMs?: number; probeBudgetMs?: number; tunnelConnectDeadlineMs?: number };
+  /**
+   * A retry of a failed onboarding whose service login exists: the steps that made it (probe, cloudroot, the
+   * forward key) are not run again; the onboarding goes on from the step that failed.
+   */
+  resume?: OnboardingResume;
+}
+
+/** What a retried onboarding starts from (sealed like every secret): the service login and what the first run saw. */
+export interface OnboardingResume {
+  /** The cloudroot login (key credential, pinned keys, bastion) and the tunnel with its forward key, if made. */
+  service: { target: SshTarget; tunnel?: Omit<TunnelSpec, 'target'> };
+  /** The failed run's status: its succeeded steps, facts and pins carry over. */
+  previous: OnboardingStatus;
 }
 
 export interface HostFacts {
@@ -152,6 +165,8 @@ export interface OnboardingStatus {
   /** Which hop the waiting phase (needs-credentials, needs-host-key-approval) is about. */
   waitingOn?: SshHop;
   cloudrootUser?: string;
+  /** Where the host sees the control session come from (the probe's peer address): a proxy forward binds it. */
+  peerAddress?: string;
   tunnelId?: string;
   agent?: AgentInstallSummary;
   verified?: VerifyResult;
@@ -304,6 +319,7 @@ export const workflowIds = {
   host: (hostId: string) => `host/${hostId}`,
   onboarding: (hostId: string) => `onboard/${hostId}`,
   tunnel: (tunnelId: string) => `tunnel/${tunnelId}`,
+  fleet: (fleetId: string) => `fleet/${fleetId}`,
 };
 
 // ---- offboarding (results of the saga's idempotent activities) ----

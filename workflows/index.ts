@@ -4,3 +4,5 @@ export { tunnelKeeper } from './tunnel-keeper';
 export { smokeTest } from './smoke';
 export { hostLifecycle } from './host/host-lifecycle';
 export { freshnessSweep } from './host/freshness-sweep';
+export { onboardFleet } from './fleet/onboard-fleet';
+export { reconcileFleet } from './fleet/reconcile-fleet';

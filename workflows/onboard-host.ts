@@ -48,6 +48,8 @@ const FORWARD_KEY_PATCH = 'forward-key';
 const RELEASE_TUNNEL_PATCH = 'release-tunnel-on-failure';
 /** The patch after which an onboarding started by its host entity reports each phase to it. */
 const REPORT_TO_HOST_PATCH = 'report-to-host';
+/** Steps a resumed onboarding does not run again (their results are in its resume). */
+const RESUMED_STEPS: readonly StepName[] = ['probe', 'cloudroot', 'forward-key'];
 
 /** What an onboarding returns: its status, and (for its host entity) the service login and tunnel it set up. */
 export type OnboardingResult = OnboardingStatus & { service?: ServiceAccess };
@@ -162,12 +164,21 @@ export async function onboardHost(input: OnboardHostInput): Promise<OnboardingRe
     phase: 'probing',
     steps: [],
   };
+  // A retry of a failed onboarding goes on where it failed: the service login and what the first run saw carry over.
+  const resume = input.resume;
+  if (resume) {
+    const p = resume.previous;
+    status.steps = p.steps.filter((s) => s.status === 'succeeded' && RESUMED_STEPS.includes(s.step)).map((s) => ({ ...s }));
+    for (const k of ['facts', 'hostKeySha256', 'bastionHostKeySha256', 'cloudrootUser', 'peerAddress'] as const) {
+      if (p[k] !== undefined) (status as unknown as Record<string, unknown>)[k] = p[k];
+    }
+  }
   // The bootstrap target; replaced by the cloudroot target once that exists and then forgotten.
-  let target: SshTarget = input.target;
+  let target: SshTarget = resume ? resume.service.target : input.target;
   let pendingCredential: { credential: SshCredential; hop: SshHop } | undefined;
   // Known to the host entity (the parent) as soon as they exist, so it can undo them even if this run is cancelled.
-  let cloudrootReady = false;
-  let serviceTunnel: ServiceAccess['tunnel'];
+  let cloudrootReady = resume !== undefined;
+  let serviceTunnel: ServiceAccess['tunnel'] = resume?.service.tunnel;
   const currentService = (): ServiceAccess | undefined =>
     cloudrootReady ? { target, ...(serviceTunnel ? { tunnel: serviceTunnel } : {}) } : undefined;
   const parent = workflowInfo().parent;
@@ -310,20 +321,24 @@ export async function onboardHost(input: OnboardHostInput): Promise<OnboardingRe
 
   let attachedTunnel: string | undefined;
   try {
-    const { probeHost } = probeActivities(timing.probeBudgetMs ?? 5 * 60_000);
-    const probe = await step('probe', 'probing', () => probeHost({ target }));
-    status.facts = probe.facts;
-    pin('target', probe.hostKeySha256);
-    if (target.via && probe.viaHostKeySha256) pin('bastion', probe.viaHostKeySha256);
+    if (!resume) {
+      const { probeHost } = probeActivities(timing.probeBudgetMs ?? 5 * 60_000);
+      const probe = await step('probe', 'probing', () => probeHost({ target }));
+      status.facts = probe.facts;
+      if (probe.peerAddress) status.peerAddress = probe.peerAddress;
+      pin('target', probe.hostKeySha256);
+      if (target.via && probe.viaHostKeySha256) pin('bastion', probe.viaHostKeySha256);
 
-    const cloudroot = await step('cloudroot', 'creating-cloudroot', () => createCloudroot({ hostId: input.hostId, target }));
-    status.cloudrootUser = cloudroot.username;
-    // From here on only the per-host key is used; the bootstrap credential is dropped from state.
-    target = { ...target, credential: { username: cloudroot.username, privateKey: cloudroot.privateKey } };
-    cloudrootReady = true;
+      const cloudroot = await step('cloudroot', 'creating-cloudroot', () => createCloudroot({ hostId: input.hostId, target }));
+      status.cloudrootUser = cloudroot.username;
+      // From here on only the per-host key is used; the bootstrap credential is dropped from state.
+      target = { ...target, credential: { username: cloudroot.username, privateKey: cloudroot.privateKey } };
+      cloudrootReady = true;
+    }
 
-    let tunnel = tunnelFor(input, target, probe.peerAddress);
-    if (tunnel && patched(FORWARD_KEY_PATCH)) {
+    // A resumed run whose forward key was made keeps it; otherwise the forward this host needs, if any.
+    let tunnel = serviceTunnel ?? tunnelFor(input, target, status.peerAddress);
+    if (tunnel && !serviceTunnel && patched(FORWARD_KEY_PATCH)) {
       // The keeper holds its forward for weeks: with a key that may only listen on this one address and port.
       const t = tunnel;
       const onProxy = input.dataPath.kind === 'proxy';

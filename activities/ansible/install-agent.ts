@@ -13,6 +13,7 @@ import { isLoginRefused } from '../ssh/errors';
 import { describeFailure, totals, type PlaybookRecap } from './recap';
 import { whileHeartbeating } from '../heartbeat';
 import { runPlaybook, type PlaybookRun } from './run-playbook';
+import type { InstallBatcher } from './install-batcher';
 
 export interface InstallAgentInput {
   hostId: string;
@@ -149,6 +150,7 @@ async function runOnHost(
   target: SshTarget,
   extraVars: Record<string, unknown>,
   secrets: string[],
+  batch?: { batcher: InstallBatcher; hostVars: Record<string, unknown> },
 ): Promise<PlaybookRecap> {
   const privateKey = unsealKey(deps.keyring, target);
   // Until ansible-playbook heartbeats itself: the jump and the key scan can take as long as a slow host lets them,
@@ -161,19 +163,21 @@ async function runOnHost(
     const hostPublicKey = listener
       ? listener.targetHostPublicKey
       : (await whileHeartbeating(scanHostKey(target, { keyring: deps.keyring, log: deps.log }), { step: 'host-key-scan' })).hostPublicKey;
-    const run = await runPlaybook({
-      host: {
-        name: INVENTORY_NAME,
-        address: listener ? listener.host : target.address,
-        port: listener ? listener.port : target.port,
-        user: target.credential.username,
-        privateKey,
-        hostPublicKey,
-      },
-      extraVars,
-      secrets: [...secrets, privateKey],
-      log: deps.log,
-    });
+    const host = {
+      name: INVENTORY_NAME,
+      address: listener ? listener.host : target.address,
+      port: listener ? listener.port : target.port,
+      user: target.credential.username,
+      privateKey,
+      hostPublicKey,
+    };
+    const run = batch
+      ? // Shared with the installs that start close to this one; this activity heartbeats while it waits and runs.
+        await whileHeartbeating(
+          batch.batcher.submit({ host: { ...host, vars: batch.hostVars }, as: INVENTORY_NAME, extraVars, secrets: [...secrets, privateKey], signal: cancellation() }),
+          { step: 'ansible-playbook (batch)' },
+        )
+      : await runPlaybook({ host, extraVars, secrets: [...secrets, privateKey], log: deps.log });
     deps.log.info('ansible-playbook finished', {
       address: target.address,
       exitCode: run.exitCode,
@@ -217,12 +221,28 @@ export function installExtraVars(deps: ActivityDeps, input: InstallAgentInput): 
   };
 }
 
-export function installAgent(deps: ActivityDeps) {
+/** The role variables of an install that are this host's own (a batch gives them as host vars, the rest is shared). */
+const PER_HOST_VARS = ['telegraf_host_id', 'telegraf_labels', 'telegraf_output_url', 'telegraf_interval', 'telegraf_package_version'];
+
+/** The activity's cancellation signal, when running as one. */
+function cancellation(): AbortSignal | undefined {
+  try {
+    return Context.current().cancellationSignal;
+  } catch {
+    return undefined;
+  }
+}
+
+export function installAgent(deps: ActivityDeps, batcher?: InstallBatcher) {
   return async function installAgent(input: InstallAgentInput): Promise<AgentInstallSummary> {
     heartbeat({ step: 'validate' });
     validate(input, true);
-    const extraVars = installExtraVars(deps, input);
-    const recap = await runOnHost(deps, input.target, extraVars, [deps.influx.token]);
+    const all = installExtraVars(deps, input);
+    const shared = Object.fromEntries(Object.entries(all).filter(([k]) => !PER_HOST_VARS.includes(k)));
+    const own = Object.fromEntries(Object.entries(all).filter(([k]) => PER_HOST_VARS.includes(k)));
+    const recap = batcher
+      ? await runOnHost(deps, input.target, shared, [deps.influx.token], { batcher, hostVars: own })
+      : await runOnHost(deps, input.target, all, [deps.influx.token]);
     const t = totals(recap);
     const report = recap.custom[INVENTORY_NAME] ?? {};
     const startedAt = Number(report.telegraf_started_at_ms);

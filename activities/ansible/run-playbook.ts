@@ -6,7 +6,7 @@ import execa from 'execa';
 import type { Logger } from '../../lib/logging';
 import { currentActivity } from '../heartbeat';
 import { RUN_DIR_PREFIX, RUN_MARKER_ENV, writeRunOwner } from './playbook-runs';
-import { parseRecap, shorten, type PlaybookRecap } from './recap';
+import { parseRecap, shorten, type HostRecap, type PlaybookRecap } from './recap';
 import { toUnsafeYaml } from './unsafe-yaml';
 
 /**
@@ -42,10 +42,17 @@ export interface PlaybookHost {
   privateKey: string;
   /** The pinned host key as `<algorithm> <base64>`; OpenSSH accepts no other. */
   hostPublicKey: string;
+  /**
+   * This host's own role variables (a batch: host id, labels, output URL …), as inventory host vars. Extra vars win
+   * over host vars in Ansible, so what differs per host must be here, never in `extraVars`.
+   */
+  vars?: Record<string, unknown>;
 }
 
 export interface RunPlaybookOptions {
-  host: PlaybookHost;
+  /** One host, or `hosts`: a batch that shares one `ansible-playbook -f N` run (each with its own key and pin). */
+  host?: PlaybookHost;
+  hosts?: PlaybookHost[];
   /** Written to a 0600 file and passed as `-e @file`: the only way secrets reach Ansible. */
   extraVars: Record<string, unknown>;
   playbook?: string;
@@ -58,6 +65,18 @@ export interface RunPlaybookOptions {
   log?: Logger;
   /** Called with the child's pid once started (tests watch /proc with it). */
   onSpawn?: (pid: number) => void;
+  /**
+   * Not tied to the calling activity (a batch serves several): no heartbeats from here and the caller's cancellation
+   * does not stop the run; `signal` still does. Each member heartbeats for itself.
+   */
+  detached?: boolean;
+  /**
+   * Called as soon as a host has run the role's last task (the recap callback prints a line for it): with the free
+   * strategy of a batch, long before the slowest host is done.
+   */
+  onHostDone?: (name: string, done: { counts: HostRecap; custom: Record<string, unknown> }) => void;
+  /** Ansible's strategy: `linear` (default, tasks in lockstep) or `free` (each host at its own pace). */
+  strategy?: 'linear' | 'free';
 }
 
 export interface PlaybookRun {
@@ -93,21 +112,26 @@ function stderrTail(stderr: string, secrets: ReadonlyArray<string | undefined>):
   return shorten(lines.slice(-6).join(' | '), 500);
 }
 
-function knownHostsLine(publicKey: string): string {
+/** The alias OpenSSH looks a host's pinned key up under: `ao-target` for the one host of a single run. */
+function hostKeyAlias(name: string): string {
+  return `ao-${name}`;
+}
+
+function knownHostsLine(publicKey: string, alias: string): string {
   const parts = publicKey.trim().split(/\s+/);
   if (parts.length < 2 || !/^[a-z0-9@.-]+$/i.test(parts[0]) || !/^[A-Za-z0-9+/=]+$/.test(parts[1])) {
     throw new PlaybookError('the host public key must look like "<algorithm> <base64>"');
   }
-  return `${HOST_KEY_ALIAS} ${parts[0]} ${parts[1]}\n`;
+  return `${alias} ${parts[0]} ${parts[1]}\n`;
 }
 
-function sshCommonArgs(knownHosts: string): string {
+function sshCommonArgs(knownHosts: string, alias: string): string {
   return [
     // Nothing from ~/.ssh/config or /etc/ssh/ssh_config: this run's options are all there is.
     '-F /dev/null',
     `-o UserKnownHostsFile=${knownHosts}`,
     '-o GlobalKnownHostsFile=/dev/null',
-    `-o HostKeyAlias=${HOST_KEY_ALIAS}`,
+    `-o HostKeyAlias=${alias}`,
     '-o StrictHostKeyChecking=yes',
     '-o CheckHostIP=no',
   ].join(' ');
@@ -123,7 +147,7 @@ async function closeControlMasters(cpDir: string): Promise<void> {
   }
   await Promise.all(
     sockets.map((s) =>
-      execa('ssh', ['-o', `ControlPath=${path.join(cpDir, s)}`, '-O', 'exit', HOST_KEY_ALIAS], {
+      execa('ssh', ['-o', `ControlPath=${path.join(cpDir, s)}`, '-O', 'exit', 'ao-control'], {
         reject: false,
         timeout: 5_000,
         extendEnv: false,
@@ -155,9 +179,12 @@ export { whileHeartbeating } from '../heartbeat';
 export async function runPlaybook(opts: RunPlaybookOptions): Promise<PlaybookRun> {
   const dir = deployDir();
   const playbook = path.join(dir, opts.playbook ?? 'onboard.yml');
-  const secrets = [...(opts.secrets ?? []), opts.host.privateKey];
-  if (!INVENTORY_NAME.test(opts.host.name)) throw new PlaybookError(`the inventory name must match ${INVENTORY_NAME}`);
-  const ctx = currentActivity();
+  const hosts = opts.hosts ?? (opts.host ? [opts.host] : []);
+  if (hosts.length === 0) throw new PlaybookError('a run needs at least one host');
+  const secrets = [...(opts.secrets ?? []), ...hosts.map((h) => h.privateKey)];
+  for (const h of hosts) if (!INVENTORY_NAME.test(h.name)) throw new PlaybookError(`the inventory name must match ${INVENTORY_NAME}`);
+  if (new Set(hosts.map((h) => h.name)).size !== hosts.length) throw new PlaybookError('inventory names must be unique within a run');
+  const ctx = opts.detached ? undefined : currentActivity();
   const started = Date.now();
   ctx?.heartbeat({ step: 'ansible-playbook', elapsedMs: 0 });
   const tmp = await mkdtemp(path.join(os.tmpdir(), RUN_DIR_PREFIX));
@@ -165,30 +192,30 @@ export async function runPlaybook(opts: RunPlaybookOptions): Promise<PlaybookRun
     await chmod(tmp, 0o700);
     // Before the key is on disk: a worker dying from here on leaves a dir the sweep can attribute.
     await writeRunOwner(tmp, null);
-    const keyFile = path.join(tmp, 'id');
-    const knownHosts = path.join(tmp, 'known_hosts');
     const inventory = path.join(tmp, 'inventory.yml');
     const varsFile = path.join(tmp, 'vars.yml');
     const cpDir = path.join(tmp, 'cp');
     const localTmp = path.join(tmp, 'local');
-    const privateKey = opts.host.privateKey.endsWith('\n') ? opts.host.privateKey : opts.host.privateKey + '\n';
-    await writeFile(keyFile, privateKey, { mode: 0o600 });
-    await writeFile(knownHosts, knownHostsLine(opts.host.hostPublicKey), { mode: 0o600 });
     await writeFile(varsFile, toUnsafeYaml(opts.extraVars), { mode: 0o600 });
+    // Each host its own key file and known_hosts (its pin under its own alias): no host can pass for another.
+    const inventoryHosts: Record<string, Record<string, unknown>> = {};
+    for (const [i, h] of hosts.entries()) {
+      const keyFile = path.join(tmp, hosts.length === 1 ? 'id' : `id-${i}`);
+      const knownHosts = path.join(tmp, hosts.length === 1 ? 'known_hosts' : `known_hosts-${i}`);
+      const alias = hostKeyAlias(h.name);
+      await writeFile(keyFile, h.privateKey.endsWith('\n') ? h.privateKey : h.privateKey + '\n', { mode: 0o600 });
+      await writeFile(knownHosts, knownHostsLine(h.hostPublicKey, alias), { mode: 0o600 });
+      inventoryHosts[h.name] = {
+        ...(h.vars ?? {}),
+        ansible_host: h.address,
+        ansible_port: h.port,
+        ansible_user: h.user,
+        ansible_ssh_private_key_file: keyFile,
+        ansible_ssh_common_args: sshCommonArgs(knownHosts, alias),
+      };
+    }
     // The yaml inventory plugin honours the tags too; ansible_port stays an int.
-    const inventoryDoc = {
-      all: {
-        hosts: {
-          [opts.host.name]: {
-            ansible_host: opts.host.address,
-            ansible_port: opts.host.port,
-            ansible_user: opts.host.user,
-            ansible_ssh_private_key_file: keyFile,
-            ansible_ssh_common_args: sshCommonArgs(knownHosts),
-          },
-        },
-      },
-    };
+    const inventoryDoc = { all: { hosts: inventoryHosts } };
     await writeFile(inventory, toUnsafeYaml(inventoryDoc), { mode: 0o600 });
 
     const env: Record<string, string> = {
@@ -204,13 +231,15 @@ export async function runPlaybook(opts: RunPlaybookOptions): Promise<PlaybookRun
       ANSIBLE_NOCOLOR: '1',
       ANSIBLE_DEPRECATION_WARNINGS: 'False',
       ANSIBLE_RETRY_FILES_ENABLED: 'False',
+      ...(opts.strategy ? { ANSIBLE_STRATEGY: opts.strategy } : {}),
       PYTHONDONTWRITEBYTECODE: '1',
       // Inherited by every process of the run (ssh included): how a sweep finds them after a worker crash.
       [RUN_MARKER_ENV]: path.basename(tmp),
     };
-    const argv = ['-i', inventory, '-e', `@${varsFile}`, playbook];
+    const argv = ['-i', inventory, '-e', `@${varsFile}`, '--forks', String(Math.min(100, Math.max(5, hosts.length))), playbook];
     const bin = process.env.ANSIBLE_PLAYBOOK_PATH?.trim() || 'ansible-playbook';
-    opts.log?.info('ansible-playbook starting', { host: opts.host.name, address: opts.host.address, port: opts.host.port });
+    if (hosts.length === 1) opts.log?.info('ansible-playbook starting', { host: hosts[0].name, address: hosts[0].address, port: hosts[0].port });
+    else opts.log?.info('ansible-playbook starting', { hosts: hosts.length });
 
     const child = execa(bin, argv, {
       cwd: dir,
@@ -223,6 +252,24 @@ export async function runPlaybook(opts: RunPlaybookOptions): Promise<PlaybookRun
       all: false,
       maxBuffer: 16 * 1024 * 1024,
     });
+    if (opts.onHostDone && child.stdout) {
+      const onDone = opts.onHostDone;
+      let pending = '';
+      child.stdout.on('data', (chunk: Buffer) => {
+        pending += chunk.toString('utf8');
+        const lines = pending.split('\n');
+        pending = lines.pop() ?? '';
+        for (const line of lines) {
+          if (!line.includes('"ao_host_done"')) continue;
+          try {
+            const doc = JSON.parse(line) as { ao_host_done?: unknown; counts?: HostRecap; custom?: Record<string, unknown> };
+            if (typeof doc.ao_host_done === 'string' && doc.counts) onDone(doc.ao_host_done, { counts: doc.counts, custom: doc.custom ?? {} });
+          } catch {
+            // not our line after all: the final recap still has every host
+          }
+        }
+      });
+    }
     if (child.pid !== undefined) {
       // Ansible is bulk work: below the control plane (Temporal, the API, tunnel heartbeats) on a shared
       // controller. Forks inherit it; set before ansible forks anything of note (best effort).

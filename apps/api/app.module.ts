@@ -8,6 +8,7 @@ import { CodecModule } from './codec/codec.module';
 import { ApiExceptionFilter } from './common/api-exception.filter';
 import { createValidationPipe } from './common/validation';
 import { HealthModule } from './health/health.module';
+import { FleetsModule } from './fleets/fleets.module';
 import { HostsModule } from './hosts/hosts.module';
 import { TemporalModule } from './temporal/temporal.module';
 import type { TemporalTimeouts } from './temporal/temporal.gateway';
@@ -39,6 +40,7 @@ export class AppModule {
           generateKey: (_context, tracker, throttlerName) => `${throttlerName}:${tracker}`,
         }),
         HostsModule,
+        FleetsModule,
         TunnelsModule,
         HealthModule,
         CodecModule.forConfig(opts.config),

@@ -25,7 +25,7 @@ export interface CreateAppOptions {
 
 /** Generous: a person or a script polling a few hosts never meets it; a runaway loop does. */
 export const DEFAULT_RATE_LIMIT: RateLimit = { limit: 1200, windowMs: 60_000 };
-export const DEFAULT_BODY_LIMITS: BodyLimits = { api: '64kb', codec: '8mb' };
+export const DEFAULT_BODY_LIMITS: BodyLimits = { api: '64kb', codec: '8mb', fleets: '4mb' };
 
 /** The configured, initialised app (not listening): `main.ts` listens, tests use `app.getHttpServer()`. */
 export async function createApp(opts: CreateAppOptions): Promise<INestApplication> {

@@ -1,6 +1,8 @@
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
+import { CORE_SCHEMA, load } from 'js-yaml';
 import { ApiClient, ApiRequestError, ApiUnreachableError } from './api-client';
+import { fleetCommand } from './fleets';
 import { apiEnvFile } from './keys';
 import { followOnboarding, renderTable, type HostView, type Outcome } from './progress';
 
@@ -32,6 +34,14 @@ const USAGE = `usage: agent-onboarding <command>
   hosts rotate-key ID                 give cloudroot a new key; the old one goes once the new one is proven
   hosts credentials ID --user USER (--password-stdin | --key-file FILE [--passphrase-stdin]) [--hop target|bastion]
   hosts approve-key ID SHA256:… [--hop target|bastion]   --hop: whose login/key (default: the one waiting)
+  fleets add -f FILE [--password-stdin | --key-file FILE] [--wait]
+                                      a fleet from a JSON or YAML file {name, concurrency?, defaults, hosts: [{address, …}] | source};
+                                      the defaults' secret from stdin or a key file (keep secrets out of files)
+  fleets list | show ID | watch ID    counts per phase; watch draws a progress bar until the fleet settles
+  fleets hosts ID [--phase PHASE] [--page-size N] [--offset N]
+  fleets retry ID [--user USER (--password-stdin | --key-file FILE)] [--port N] [--host ID]… [--phase failed|needs-credentials]…
+                                      retry failed and waiting hosts (only those), with corrected inputs
+  fleets remove ID [--offboard]       end the fleet (its hosts stay monitored unless --offboard)
   tunnels list
   tunnels show ID
   keys api-env                        print the API's AO_CODEC_KEYS and AO_SEAL_PUBLIC_KEYS, derived from
@@ -323,6 +333,8 @@ export async function run(argv: string[], io: Io): Promise<number> {
       io.stderr.write(`host key approved for ${positionals[0]}\n`);
       return 0;
     }
+    case `fleets ${command}`:
+      return fleetCommand(command, rest, { api, io, readSecrets: (names) => readSecrets(io, names), usage: (m) => new UsageError(m), parseYaml: (text) => load(text, { schema: CORE_SCHEMA }) });
     case 'tunnels list': {
       const { values } = simple();
       const page = await api.request<{ items: Array<Record<string, string>> }>('GET', '/v1/tunnels');

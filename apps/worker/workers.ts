@@ -1,8 +1,8 @@
 import { NativeConnection, Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import { DEFAULT_ONBOARDING_ACTIVITY_SLOTS, type WorkerConfig } from '../../lib/config';
 import { Client } from '@temporalio/client';
 import { createActivities, type ActivityDeps } from '../../activities';
 import { sweepStalePlaybookRuns } from '../../activities/ansible';
-import type { WorkerConfig } from '../../lib/config';
 import { dataConverterFor } from '../../lib/temporal';
 import { createLogger, type Logger } from '../../lib/logging';
 
@@ -41,7 +41,9 @@ export async function createWorkers(opts: {
     keyring: config.keyring,
     influx: config.influx,
     telegrafArtifact: config.telegrafArtifact,
-    temporal: { client, tunnelTaskQueue: config.temporal.tunnelTaskQueue },
+    ...(config.installBatch ? { installBatch: config.installBatch } : {}),
+    ...(config.inventory ? { inventory: config.inventory } : {}),
+    temporal: { client, tunnelTaskQueue: config.temporal.tunnelTaskQueue, hostTaskQueue: config.temporal.onboardingTaskQueue },
     log,
     ...opts.deps,
   };
@@ -54,7 +56,7 @@ export async function createWorkers(opts: {
     Worker.create({
       ...common,
       taskQueue: config.temporal.onboardingTaskQueue,
-      maxConcurrentActivityTaskExecutions: 16,
+      maxConcurrentActivityTaskExecutions: config.onboardingActivitySlots ?? DEFAULT_ONBOARDING_ACTIVITY_SLOTS,
       shutdownGraceTime: '30s',
     }),
     Worker.create({

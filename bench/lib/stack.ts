@@ -109,6 +109,10 @@ export async function startStack(cleanup: Cleanup, label: string): Promise<Bench
     INFLUX_ORG: influx.org,
     INFLUX_BUCKET: influx.bucket,
     TELEGRAF_PATH: tools.telegraf,
+    // Batched installs: the bench's own settings reach its worker (AO_INSTALL_BATCH_MAX=1 measures without).
+    ...(process.env.AO_INSTALL_BATCH_MAX ? { AO_INSTALL_BATCH_MAX: process.env.AO_INSTALL_BATCH_MAX } : {}),
+    ...(process.env.AO_INSTALL_BATCH_WINDOW_MS ? { AO_INSTALL_BATCH_WINDOW_MS: process.env.AO_INSTALL_BATCH_WINDOW_MS } : {}),
+    ...(process.env.AO_ONBOARDING_ACTIVITY_SLOTS ? { AO_ONBOARDING_ACTIVITY_SLOTS: process.env.AO_ONBOARDING_ACTIVITY_SLOTS } : {}),
     AO_LOG_LEVEL: 'warn',
     ...(process.env.AO_CACHE_DIR ? { AO_CACHE_DIR: process.env.AO_CACHE_DIR } : {}),
   };

@@ -14,7 +14,9 @@ import {
 import { approveHostKeyUpdate, detachTunnelHostUpdate, onboardingStatusQuery, provideCredentialsUpdate, restartTunnelUpdate, stopTunnelUpdate, tunnelStatusQuery, updateTunnelSpecUpdate } from '../../workflows/messages';
 import { TunnelIdKey } from '../../workflows/search-attributes';
 import type { hostLifecycle } from '../../workflows/host/host-lifecycle';
-import { approveRepairHostKeyUpdate, changeHostUpdate, hostFreshnessSignal, hostStatusQuery, offboardHostUpdate, rotateKeyUpdate, tunnelReportSignal } from '../../workflows/host/messages';
+import { approveRepairHostKeyUpdate, changeHostUpdate, hostFreshnessSignal, hostStatusQuery, offboardHostUpdate, retryOnboardingUpdate, rotateKeyUpdate, tunnelReportSignal } from '../../workflows/host/messages';
+import type { onboardFleet } from '../../workflows/fleet/onboard-fleet';
+import { approveFleetPlanUpdate, closeFleetUpdate, fleetInventoryUpdate, fleetMemberSignal, fleetStatusQuery, retryFleetUpdate } from '../../workflows/fleet/messages';
 import type { TunnelKeeperOptions, TunnelKeeperState, tunnelKeeper } from '../../workflows/tunnel-keeper';
 import { connectedStats } from '../support/fake-tunnel';
 import { until } from '../support/poll';
@@ -49,7 +51,7 @@ export interface ScenarioRun {
 
 export interface Scenario {
   name: string;
-  workflowType: 'onboardHost' | 'tunnelKeeper' | 'hostLifecycle';
+  workflowType: 'onboardHost' | 'tunnelKeeper' | 'hostLifecycle' | 'onboardFleet';
   /** Fixed, so a fixture's workflow id is known at replay without storing it next to the history. */
   workflowId: string;
   about: string;
@@ -499,7 +501,161 @@ const hostScenarios: Scenario[] = [
   }),
 ];
 
-export const scenarios: readonly Scenario[] = [...onboardingScenarios, ...tunnelScenarios, ...hostScenarios];
+/** A failed install: the host entity shows failed, a retry resumes its onboarding from the install; offboard. */
+function hostRetriedScenario(): Scenario {
+  const name = 'host-retried';
+  const hostId = `replay-${name}`;
+  const workflowId = workflowIds.host(hostId);
+  return {
+    name,
+    workflowType: 'hostLifecycle',
+    workflowId,
+    about: 'install fails (AnsibleFailed): failed; retryOnboarding resumes from the install (no probe, no cloudroot), healthy; offboard',
+    prepare(keyring) {
+      let installs = 0;
+      return {
+        activities: onboardingFakes(keyring, {
+          installAgent: async (i: { outputUrl: string }) => {
+            if (++installs === 1) throw ApplicationFailure.create({ type: FailureType.AnsibleFailed, message: 'task "install telegraf" failed (scripted)', nonRetryable: true });
+            return { ok: 21, changed: 9, failed: 0, unreachable: 0, telegrafVersion: '1.34.0', agentStartedAtMs: 1_700_000_000_000, outputUrl: i.outputUrl };
+          },
+        }),
+        async drive(client, taskQueue) {
+          const input = onboardingInput(keyring, hostId);
+          const handle = await client.workflow.start<typeof hostLifecycle>('hostLifecycle', { taskQueue, workflowId, args: [input, {}], workflowIdConflictPolicy: 'TERMINATE_EXISTING', workflowExecutionTimeout: '5m' });
+          await until('failed', async () => (await hostPhaseOf(handle)) === 'failed');
+          await handle.executeUpdate(retryOnboardingUpdate, { args: [input] });
+          await until('healthy', async () => (await hostPhaseOf(handle)) === 'healthy');
+          await handle.executeUpdate(offboardHostUpdate);
+          await closed(handle);
+          return [{ runId: handle.firstExecutionRunId, closesWith: 'completed' }];
+        },
+      };
+    },
+  };
+}
+
+/** A fleet of three, two at once: reports settle it (one failed), a retry, the failed one healthy; closed. */
+function fleetRetriedScenario(): Scenario {
+  const name = 'fleet-retried';
+  const fleetId = `replay-${name}`;
+  const workflowId = workflowIds.fleet(fleetId);
+  return {
+    name,
+    workflowType: 'onboardFleet',
+    workflowId,
+    about: 'three hosts, two at once: started, reports (healthy, failed), the third started; retry of the failed one; healthy; closed',
+    prepare(keyring) {
+      const ok = async () => ({ refused: [] });
+      return {
+        activities: { startFleetHosts: ok, retryFleetHosts: ok, releaseFleetHosts: ok },
+        async drive(client, taskQueue) {
+          const defaults = { ...onboardingInput(keyring, 'x'), target: { ...onboardingInput(keyring, 'x').target, address: '' } };
+          const { hostId: _id, ...shared } = defaults;
+          const members = [1, 2, 3].map((i) => ({ hostId: `replay-fleet-${i}`, address: `10.213.203.${i}` }));
+          const handle = await client.workflow.start<typeof onboardFleet>('onboardFleet', {
+            taskQueue,
+            workflowId,
+            args: [{ fleetId, defaults: shared, members, concurrency: 2 }, { publishEveryMs: 50 }],
+            workflowIdConflictPolicy: 'TERMINATE_EXISTING',
+            workflowExecutionTimeout: '5m',
+          });
+          const status = () => handle.query(fleetStatusQuery);
+          const report = (i: number, phase: 'healthy' | 'failed', atMs: number) =>
+            handle.signal(fleetMemberSignal, { hostId: `replay-fleet-${i}`, phase, ...(phase === 'failed' ? { error: { type: FailureType.HostUnreachable, message: 'scripted' } } : {}), atMs });
+          await until('two started', async () => (await status()).active === 2);
+          const t = Date.now() + 1000;
+          await report(1, 'healthy', t);
+          await report(2, 'failed', t);
+          await until('third started', async () => (await status()).counts.pending === undefined);
+          await report(3, 'healthy', t + 1);
+          await until('settled', async () => (await status()).state === 'settled');
+          await handle.executeUpdate(retryFleetUpdate, { args: [{}] });
+          await until('retry handed over', async () => (await status()).retries[0]?.endedAtMs !== undefined);
+          await report(2, 'healthy', Date.now() + 2000);
+          await until('settled healthy', async () => {
+            const s = await status();
+            return s.state === 'settled' && s.counts.healthy === 3;
+          });
+          await handle.executeUpdate(closeFleetUpdate, { args: [{}] });
+          await closed(handle);
+          return [{ runId: handle.firstExecutionRunId, closesWith: 'completed' }];
+        },
+      };
+    },
+  };
+}
+
+/** A retried onboarding that goes on from its failed install: the service login and the first run's steps carry over. */
+const onboardResumed = onboarding('onboard-resumed', 'a retry resumed after a failed install: no probe or cloudroot, install + verify, healthy', {
+  input: (keyring, hostId) => ({
+    resume: {
+      service: { target: { address: '10.213.200.10', port: 22, hostKeySha256: KEY_A, credential: { username: 'cloudroot', privateKey: sealSecret(keyring, 'replay-private-key') } } },
+      previous: {
+        hostId,
+        address: '10.213.200.10',
+        phase: 'failed',
+        facts: FACTS,
+        hostKeySha256: KEY_A,
+        cloudrootUser: 'cloudroot',
+        steps: [
+          { step: 'probe', startedAtMs: 1_700_000_000_000, endedAtMs: 1_700_000_001_000, attempts: 1, status: 'succeeded' },
+          { step: 'cloudroot', startedAtMs: 1_700_000_001_000, endedAtMs: 1_700_000_002_000, attempts: 1, status: 'succeeded' },
+          { step: 'install-agent', startedAtMs: 1_700_000_002_000, endedAtMs: 1_700_000_003_000, attempts: 1, status: 'failed', error: { type: FailureType.AnsibleFailed, message: 'scripted' } },
+        ],
+      },
+    },
+  }),
+});
+
+/** A fleet with a source: a pass adds two, the next removes one and adds one, a third would remove all: held, approved. */
+function fleetReconciledScenario(): Scenario {
+  const name = 'fleet-reconciled';
+  const fleetId = `replay-${name}`;
+  const workflowId = workflowIds.fleet(fleetId);
+  return {
+    name,
+    workflowType: 'onboardFleet',
+    workflowId,
+    about: 'a source fleet: passes add 2, then −1 +1 (applied), then all gone (held for approval, approved by digest); closed',
+    prepare(keyring) {
+      const ok = async () => ({ refused: [] });
+      return {
+        activities: { startFleetHosts: ok, retryFleetHosts: ok, releaseFleetHosts: ok, relabelFleetHosts: ok },
+        async drive(client, taskQueue) {
+          const { hostId: _id, ...shared } = onboardingInput(keyring, 'x');
+          const defaults = { ...shared, target: { ...shared.target, address: '' } };
+          const handle = await client.workflow.start<typeof onboardFleet>('onboardFleet', {
+            taskQueue,
+            workflowId,
+            args: [{ fleetId, defaults, members: [], concurrency: 4, source: { kind: 'file', path: '/srv/inventory/hosts.yml' } }, { publishEveryMs: 50 }],
+            workflowIdConflictPolicy: 'TERMINATE_EXISTING',
+            workflowExecutionTimeout: '5m',
+          });
+          const status = () => handle.query(fleetStatusQuery);
+          const hostsOf = (ns: number[]) => ns.map((n) => ({ address: `10.213.204.${n}`, hostId: `replay-src-${n}` }));
+          const pass = (ns: number[], digest: string) => handle.executeUpdate(fleetInventoryUpdate, { args: [{ read: { hosts: hostsOf(ns), ignored: [], readAtMs: 1_700_000_000_000, digest } }] });
+          await pass([1, 2], '1'.repeat(64));
+          await until('two members', async () => (await status()).total === 2);
+          await pass([2, 3], '2'.repeat(64));
+          await until('churn applied', async () => {
+            const s = await status();
+            return s.total === 2 && s.source?.lastApplied?.added === 1;
+          });
+          await pass([], '3'.repeat(64));
+          await until('held', async () => (await status()).source?.held !== undefined);
+          await handle.executeUpdate(approveFleetPlanUpdate, { args: [{ digest: '3'.repeat(64) }] });
+          await until('all gone', async () => (await status()).total === 0);
+          await handle.executeUpdate(closeFleetUpdate, { args: [{}] });
+          await closed(handle);
+          return [{ runId: handle.firstExecutionRunId, closesWith: 'completed' }];
+        },
+      };
+    },
+  };
+}
+
+export const scenarios: readonly Scenario[] = [...onboardingScenarios, onboardResumed, ...tunnelScenarios, ...hostScenarios, hostRetriedScenario(), fleetRetriedScenario(), fleetReconciledScenario()];
 
 /** The scenario a fixture file belongs to: `<scenario>[.<label>].json` (labels: `run2`, `v1`, ...). */
 export function scenarioForFixture(fileName: string): Scenario | undefined {

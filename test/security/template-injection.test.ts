@@ -18,6 +18,8 @@ import { scanHostKey } from '../../activities/ssh/dialer';
 import { CodecPayloadDto, CodecRequestDto } from '../../apps/api/codec/dto/codec.dto';
 import { ApproveHostKeyDto } from '../../apps/api/hosts/dto/approve-host-key.dto';
 import { BastionDto } from '../../apps/api/hosts/dto/bastion.dto';
+import { ApprovePlanDto, CreateFleetDto, FleetSourceDto } from '../../apps/api/fleets/dto/create-fleet.dto';
+import { RetryFleetDto } from '../../apps/api/fleets/dto/retry-fleet.dto';
 import { CreateHostDto } from '../../apps/api/hosts/dto/create-host.dto';
 import { ProvideCredentialsDto } from '../../apps/api/hosts/dto/credentials.dto';
 import { UpdateHostDto } from '../../apps/api/hosts/dto/update-host.dto';
@@ -70,24 +72,45 @@ function templatePayloads(tag: string) {
  */
 type Kind = 'checked' | 'secret' | 'codec-name';
 const LOGIN: Record<string, Kind> = { username: 'checked', password: 'secret', privateKey: 'secret', passphrase: 'secret' };
+const HOST_FIELDS: Record<string, Kind> = {
+  ...LOGIN,
+  address: 'checked',
+  hostId: 'checked',
+  expectedHostKeySha256: 'checked',
+  dataPath: 'checked',
+  influxUrl: 'checked',
+  proxyBindAddress: 'checked',
+  agentMode: 'checked',
+  'labels{key}': 'checked',
+  'labels{value}': 'checked',
+  ...Object.fromEntries(Object.entries(LOGIN).map(([k, v]) => [`bastion.${k}`, v])),
+  'bastion.address': 'checked',
+  'bastion.hostKeySha256': 'checked',
+};
 const FIELD_TABLE: Record<string, Record<string, Kind>> = {
-  'POST /v1/hosts': {
-    ...LOGIN,
-    address: 'checked',
-    hostId: 'checked',
-    expectedHostKeySha256: 'checked',
-    dataPath: 'checked',
-    influxUrl: 'checked',
-    proxyBindAddress: 'checked',
-    agentMode: 'checked',
-    'labels{key}': 'checked',
-    'labels{value}': 'checked',
+  'POST /v1/hosts': HOST_FIELDS,
+  'PATCH /v1/hosts/{id}': { 'labels{key}': 'checked', 'labels{value}': 'checked', interval: 'checked', agentMode: 'checked', agentVersion: 'checked' },
+  'POST /v1/hosts/{id}/credentials': { ...LOGIN, hop: 'checked' },
+  // A fleet's defaults and each of its hosts are a host request each (merged, then checked by the same rules).
+  'POST /v1/fleets': {
+    name: 'checked',
+    ...Object.fromEntries(Object.entries(HOST_FIELDS).filter(([k]) => !['address', 'hostId', 'expectedHostKeySha256'].includes(k)).map(([k, v]) => [`defaults.${k}`, v])),
+    ...Object.fromEntries(Object.entries(HOST_FIELDS).map(([k, v]) => [`hosts[].${k}`, v])),
+    // A source names a path or URL the workers read (never a host's file or template): checked all the same.
+    'source.kind': 'checked',
+    'source.path': 'checked',
+    'source.group': 'checked',
+    'source.url': 'checked',
+  },
+  'POST /v1/fleets/{id}/plan/approve': { digest: 'checked' },
+  'POST /v1/fleets/{id}/retry': {
+    'hostIds[]': 'checked',
+    'phases[]': 'checked',
+    ...Object.fromEntries(Object.entries(LOGIN).map(([k, v]) => [`credential.${k}`, v])),
     ...Object.fromEntries(Object.entries(LOGIN).map(([k, v]) => [`bastion.${k}`, v])),
     'bastion.address': 'checked',
     'bastion.hostKeySha256': 'checked',
   },
-  'PATCH /v1/hosts/{id}': { 'labels{key}': 'checked', 'labels{value}': 'checked', interval: 'checked', agentMode: 'checked', agentVersion: 'checked' },
-  'POST /v1/hosts/{id}/credentials': { ...LOGIN, hop: 'checked' },
   'POST /v1/hosts/{id}/host-key/approve': { hostKeySha256: 'checked', hop: 'checked' },
   'POST /codec/encode': { 'payloads[].data': 'checked', 'payloads[].metadata{value}': 'checked', 'payloads[].metadata{key}': 'codec-name' },
   'POST /codec/decode': { 'payloads[].data': 'checked', 'payloads[].metadata{value}': 'checked', 'payloads[].metadata{key}': 'codec-name' },
@@ -115,6 +138,23 @@ const LOGIN_BODY = { username: 'admin', password: 'pw-123456' };
 
 /** A body that passes validation, shaped for the field under test (influxUrl needs direct, passphrase a key, …). */
 function baseBody(endpoint: string, field: string): Record<string, unknown> {
+  if (endpoint === 'POST /v1/fleets') {
+    // The host body for the field, split: per-host fields in hosts[0], the rest in defaults (or all in the host).
+    const inner = field.replace(/^(defaults\.|hosts\[\]\.)/, '');
+    const { address, hostId, expectedHostKeySha256, ...shared } = baseBody('POST /v1/hosts', inner);
+    const own = { address, hostId, expectedHostKeySha256 };
+    if (field.startsWith('source.')) {
+      const source = field === 'source.url' ? { kind: 'http', url: 'http://10.213.0.1/hosts.json' } : { kind: 'ansible-inventory', path: '/srv/inventory/hosts.ini', group: 'web' };
+      return { name: 'web-eu', defaults: baseBody('POST /v1/fleets', 'defaults.username').defaults, source };
+    }
+    return field.startsWith('hosts[].') ? { name: 'web-eu', defaults: {}, hosts: [{ ...own, ...shared }] } : { name: 'web-eu', defaults: shared, hosts: [own] };
+  }
+  if (endpoint === 'POST /v1/fleets/{id}/plan/approve') return { digest: 'a'.repeat(64) };
+  if (endpoint === 'POST /v1/fleets/{id}/retry') {
+    const leaf = field.split('.').pop()!;
+    const login = leaf === 'privateKey' || leaf === 'passphrase' ? { username: 'admin', privateKey: key.private } : { ...LOGIN_BODY };
+    return { hostIds: ['web-1'], phases: ['failed'], credential: field.startsWith('credential.') ? login : LOGIN_BODY, bastion: { address: '10.213.0.10', hostKeySha256: FP, ...(field.startsWith('bastion.') ? login : LOGIN_BODY), username: 'jump' } };
+  }
   if (endpoint.startsWith('POST /codec/')) return { payloads: [{ metadata: { encoding: 'YmluYXJ5L3BsYWlu' }, data: 'e30=' }] };
   if (endpoint.endsWith('/host-key/approve')) return { hostKeySha256: FP };
   if (endpoint.startsWith('PATCH /v1/hosts/')) return { labels: { env: 'prod' }, interval: '10s', agentMode: 'repo', agentVersion: '1.39.3-1' };
@@ -163,10 +203,14 @@ function withValue(body: Record<string, unknown>, field: string, value: string):
 
 /** The field name as the API reports it: `bastion.address`, `labels`, `payloads.0.data`. */
 function reportedField(field: string): string {
-  return field.replace(/\[\]/g, '.0').replace(/\{(key|value)\}$/, '');
+  // A list of strings reports the list (`hostIds`); a list of objects the element's field (`payloads.0.data`).
+  return field.replace(/\[\]$/, '').replace(/\[\]/g, '.0').replace(/\{(key|value)\}$/, '');
 }
 
 const apiPayloads = templatePayloads('api');
+/** Endpoints that answer 202 (they start or hand over work) rather than 200. */
+const ACCEPTED = new Set(['POST /v1/hosts', 'POST /v1/fleets', 'POST /v1/fleets/{id}/retry']);
+// (plan/approve answers 200: it applies a plan the fleet already holds.)
 const FORMS: Array<[string, string, 'template' | 'shell' | 'control']> = [
   ['{{ lookup }}', apiPayloads.expression, 'template'],
   ['{% for %}', apiPayloads.loop, 'template'],
@@ -195,9 +239,12 @@ describe('(a) the API refuses template syntax in every field that can reach a ho
       starts.push(opts.args[0]);
       return { firstExecutionRunId: 'run-1' };
     }) as never);
+    // A source is read by a reconcile pass the API waits for, then a Schedule is made: both stand-ins too.
+    jest.spyOn(t.client.workflow, 'execute').mockImplementation((async () => ({ read: { digest: 'a'.repeat(64), readAtMs: 1, ignored: [], hosts: 1 } })) as never);
+    jest.spyOn(t.client.schedule, 'create').mockImplementation((async () => ({})) as never);
     // No host has run before: describe finds nothing (the API then carries no pins over).
     jest.spyOn(t.client.workflow, 'getHandle').mockImplementation(((workflowId: string) => ({
-      executeUpdate: async () => ({ accepted: true }),
+      executeUpdate: async () => ({ accepted: true, plan: { add: [], remove: [] } }),
       describe: async () => {
         throw new WorkflowNotFoundError('workflow not found', workflowId, undefined);
       },
@@ -216,7 +263,7 @@ describe('(a) the API refuses template syntax in every field that can reach a ho
     expect(found).toEqual(Object.fromEntries(Object.entries(FIELD_TABLE).map(([e, f]) => [e, Object.keys(f).sort()])));
     // A validated property without @ApiProperty would be missing from the document: none is.
     const storage = getMetadataStorage();
-    for (const dto of [CreateHostDto, BastionDto, ProvideCredentialsDto, ApproveHostKeyDto, UpdateHostDto, CodecRequestDto, CodecPayloadDto]) {
+    for (const dto of [CreateHostDto, BastionDto, ProvideCredentialsDto, ApproveHostKeyDto, UpdateHostDto, CodecRequestDto, CodecPayloadDto, CreateFleetDto, RetryFleetDto, FleetSourceDto, ApprovePlanDto]) {
       const validated = new Set(storage.getTargetValidationMetadatas(dto, '', true, false).map((m) => m.propertyName));
       const documented = Object.keys((doc.components!.schemas as Record<string, Schema>)[dto.name].properties ?? {});
       expect({ dto: dto.name, missing: [...validated].filter((p) => !documented.includes(p)) }).toEqual({ dto: dto.name, missing: [] });
@@ -264,7 +311,7 @@ describe('(a) the API refuses template syntax in every field that can reach a ho
     } else if (c.kind === 'secret') {
       // Never the template rule on a secret: templates and shell text are accepted (and sealed, see below).
       expect(constraints).not.toHaveProperty('noTemplateSyntax');
-      if (c.form !== 'control') expect({ status: res.status, body: res.body }).toEqual({ status: c.endpoint === 'POST /v1/hosts' ? 202 : 200, body: res.status < 300 ? expect.anything() : 'a success body' });
+      if (c.form !== 'control') expect({ status: res.status, body: res.body }).toEqual({ status: ACCEPTED.has(c.endpoint) ? 202 : 200, body: res.status < 300 ? expect.anything() : 'a success body' });
       else if (res.status === 400) expect(Object.keys(constraints)).toContain('noControlChars');
     } else {
       // Codec metadata names: opaque, only ever returned to the caller; never reach a host.

@@ -31,6 +31,8 @@ export interface E2eStackOptions {
   name: string;
   /** Wraps the real activities (tests that change a host between two steps). */
   wrapActivities?: (stack: E2eStack) => Parameters<typeof createWorkers>[0]['wrapActivities'];
+  /** Where the worker may read inventory sources (AO_INVENTORY_DIRS / AO_INVENTORY_URLS). */
+  inventory?: WorkerConfig['inventory'];
 }
 
 export const E2E_OPERATOR_TOKEN = 'e2e-operator-token-0123456789';
@@ -62,6 +64,7 @@ export function useE2eStack(opts: E2eStackOptions): E2eStack {
       keyring: stack.keyring,
       api: { host: '127.0.0.1', port: 0, tokens: new Map([[E2E_OPERATOR_TOKEN, 'operator']]), uiOrigin: 'http://127.0.0.1:8233' },
       telegrafArtifact: s.telegrafPath,
+      ...(opts.inventory ? { inventory: opts.inventory } : {}),
     };
     [stack.fleet, stack.client, connection] = await Promise.all([createFleet(), testClient(stack.keyring), NativeConnection.connect({ address: s.temporalAddress })]);
     workers = await createWorkers({

@@ -16,7 +16,7 @@ import { dataConverterFor } from '../../lib/temporal';
 import { FailureType, workflowIds, type OnboardHostInput } from '../../workflows/contracts';
 import { OnboardingPhaseKey } from '../../workflows/search-attributes';
 import { eventually, uniqueName } from '../support/stack';
-import { onboardingDetails, onboardingSummary } from '../../apps/api/hosts/onboarding-metadata';
+import { onboardingDetails, onboardingSummary } from '../../lib/host-start';
 
 // What an operator sees in the Temporal Web UI: an onboarding parked in needs-credentials is found by its
 // HostId search attribute, and its page shows the phase (search attributes, current details through the

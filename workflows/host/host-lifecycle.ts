@@ -5,6 +5,7 @@ import {
   ParentClosePolicy,
   condition,
   continueAsNew,
+  getExternalWorkflowHandle,
   log,
   patched,
   proxyActivities,
@@ -16,7 +17,7 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import type { createActivities } from '../../activities';
-import { FailureType, STATUS_MEMO_KEY, credentialProblem, workflowIds, type SshCredential, type AgentHealth, type AgentOptions, type OnboardHostInput, type SshHop, type SshTarget } from '../contracts';
+import { FailureType, STATUS_MEMO_KEY, credentialProblem, workflowIds, type OnboardingResume, type SshCredential, type AgentHealth, type AgentOptions, type OnboardHostInput, type SshHop, type SshTarget } from '../contracts';
 import { AGENT_VERSION_PATTERN, FINGERPRINT_PATTERN, INTERVAL_PATTERN, labelsProblem } from '../input-rules';
 import { START_SLACK_MS, onboardHost, proxyLogin } from '../onboard-host';
 import { HostAddressKey, HostFreshnessKey, HostIdKey, OnboardingPhaseKey } from '../search-attributes';
@@ -28,6 +29,7 @@ import {
   offboardHostUpdate,
   onboardingProgressSignal,
   provideRepairCredentialsUpdate,
+  retryOnboardingUpdate,
   rotateKeyUpdate,
   tunnelReportSignal,
   type ChangeRecord,
@@ -37,6 +39,7 @@ import {
   type ServiceAccess,
 } from './messages';
 import { HostState, type DegradedReason, type HostPhase } from './state';
+import { fleetMemberSignal, fleetSubscribeSignal, fleetUnsubscribeSignal, type MemberReport } from '../fleet/messages';
 
 type Activities = ReturnType<typeof createActivities>;
 
@@ -169,6 +172,18 @@ export async function hostLifecycle(input: OnboardHostInput, options: HostLifecy
   let agent: AgentOptions = carry?.status.agentConfig ?? input.agent;
   let labels: Record<string, string> | undefined = carry ? carry.status.labels : input.labels;
   const state = carry ? HostState.restore(carry.status) : new HostState('onboarding', now());
+  // The fleets this host belongs to hear each phase change (and where it is when they join).
+  const fleets = new Set<string>(carry?.status.fleets ?? []);
+  let reported: string | undefined;
+  const reportTo = (ids: Iterable<string>) => {
+    const error = state.phase === 'failed' ? status.onboarding?.lastError : undefined;
+    const r: MemberReport = { hostId: input.hostId, phase: state.phase, ...(state.reason ? { reason: state.reason } : {}), ...(error ? { error: { type: error.type, message: error.message } } : {}), atMs: now() };
+    for (const fleetId of ids) {
+      getExternalWorkflowHandle(workflowIds.fleet(fleetId))
+        .signal(fleetMemberSignal, r)
+        .catch((e) => log.warn('could not report to the fleet', { fleetId, error: String(e) }));
+    }
+  };
   const publish = () => {
     delete status.reason; // a reason the state no longer has must not linger in the memo
     Object.assign(status, state.view(now()));
@@ -177,6 +192,11 @@ export async function hostLifecycle(input: OnboardHostInput, options: HostLifecy
     else delete status.labels;
     upsertSearchAttributes([{ key: OnboardingPhaseKey, value: state.phase }]);
     upsertMemo({ [STATUS_MEMO_KEY]: status });
+    const key = `${state.phase}/${state.reason ?? ''}`;
+    if (fleets.size > 0 && key !== reported) {
+      reported = key;
+      reportTo(fleets);
+    }
   };
   const moveTo = (phase: HostPhase, reason?: DegradedReason) => {
     if (state.phase === phase && state.reason === reason) return;
@@ -194,6 +214,9 @@ export async function hostLifecycle(input: OnboardHostInput, options: HostLifecy
   let changeSeq = carry?.changeSeq ?? 0;
   const queue: ChangeRecord[] = [];
   let v2 = false; // HOST_WATCH_V2_PATCH, decided when the watch starts
+  // The input the next onboarding runs with (a retry may correct it); the continued run gets it too.
+  let current: OnboardHostInput = input;
+  let retryWith: OnboardHostInput | undefined;
 
   upsertSearchAttributes([
     { key: HostIdKey, value: input.hostId },
@@ -202,6 +225,39 @@ export async function hostLifecycle(input: OnboardHostInput, options: HostLifecy
   publish();
 
   setHandler(hostStatusQuery, () => status);
+  setHandler(fleetSubscribeSignal, ({ fleetId }) => {
+    if (typeof fleetId !== 'string' || fleetId === '') return;
+    if (!fleets.has(fleetId)) {
+      fleets.add(fleetId);
+      status.fleets = [...fleets];
+      upsertMemo({ [STATUS_MEMO_KEY]: status });
+    }
+    reportTo([fleetId]);
+  });
+  setHandler(fleetUnsubscribeSignal, ({ fleetId }) => {
+    if (!fleets.delete(fleetId)) return;
+    status.fleets = [...fleets];
+    upsertMemo({ [STATUS_MEMO_KEY]: status });
+  });
+  setHandler(
+    retryOnboardingUpdate,
+    (next) => {
+      retryWith = next;
+      return { accepted: true as const, resumed: resumeFor(next) !== undefined };
+    },
+    {
+      validator: (next) => {
+        if (offboardRequested || state.phase !== 'failed' || retryWith) throw new Error(`host ${input.hostId} has no failed onboarding to retry (phase ${state.phase})`);
+        if (!next || typeof next !== 'object' || next.hostId !== input.hostId) throw new Error('the retry must be for this host');
+        const problem = credentialProblem(next.target?.credential);
+        if (problem) throw new Error(`target.credential: ${problem}`);
+        if (next.target.via) {
+          const p = credentialProblem(next.target.via.credential);
+          if (p) throw new Error(`target.via.credential: ${p}`);
+        }
+      },
+    },
+  );
   setHandler(onboardingProgressSignal, (p) => {
     if (p.service) service = p.service;
     // The child's phases are the host's while it onboards (state never lies: the host is where its onboarding is).
@@ -293,7 +349,19 @@ export async function hostLifecycle(input: OnboardHostInput, options: HostLifecy
   setHandler(rotateKeyUpdate, () => enqueue({ kind: 'rotate-key' }), { validator: changeable });
 
   // ---- stage 1: onboarding, as a child that reports its phases (a continued run is past it) ----
-  const onboarded = carry ? state.phase !== 'failed' : await runOnboarding();
+  let onboarded = carry ? state.phase !== 'failed' : await runOnboarding(current);
+  // A failed onboarding stays visible as failed until it is retried (a fleet's retry) or offboarded.
+  while (!onboarded && !offboardRequested) {
+    await condition(() => offboardRequested || retryWith !== undefined);
+    if (offboardRequested || !retryWith) break;
+    const next: OnboardHostInput = retryWith;
+    retryWith = undefined;
+    const resume = resumeFor(next);
+    current = next;
+    status.onboardingRetries = (status.onboardingRetries ?? 0) + 1;
+    moveTo('onboarding');
+    onboarded = await runOnboarding(resume ? { ...next, resume } : next);
+  }
 
   // ---- stage 2: watching, repairing, changing ----
   if (onboarded) {
@@ -301,12 +369,9 @@ export async function hostLifecycle(input: OnboardHostInput, options: HostLifecy
     if ((await watch()) === 'continue') {
       await condition(allHandlersFinished);
       // The bootstrap secret is not needed any more: the next run holds only the service login.
-      const nextInput: OnboardHostInput = service ? { ...input, target: { ...input.target, credential: service.target.credential } } : input;
+      const nextInput: OnboardHostInput = service ? { ...current, target: { ...current.target, credential: service.target.credential } } : current;
       return continueAsNew<typeof hostLifecycle>(nextInput, options, { status, ...(service ? { service } : {}), ...(freshness ? { freshness } : {}), changeSeq });
     }
-  } else if (!offboardRequested) {
-    // A failed onboarding stays visible as failed until someone offboards (or posts the host again after that).
-    await condition(() => offboardRequested);
   }
 
   // ---- stage 3: offboarding saga ----
@@ -391,13 +456,24 @@ export async function hostLifecycle(input: OnboardHostInput, options: HostLifecy
     if (v2) upsertSearchAttributes([{ key: HostFreshnessKey, value: 'fresh' }]);
   }
 
+  /**
+   * A retry goes on from the failed step when the service login exists and the host is where it was (same address,
+   * port and bastion); the bootstrap login is not needed for that. Otherwise it starts again at the probe.
+   */
+  function resumeFor(next: OnboardHostInput): OnboardingResume | undefined {
+    const before = current.target;
+    const same = next.target.address === before.address && next.target.port === before.port && JSON.stringify(next.target.via?.address ?? null) === JSON.stringify(before.via?.address ?? null) && next.target.via?.port === before.via?.port;
+    if (!service || !status.onboarding || !same) return undefined;
+    return { service, previous: status.onboarding };
+  }
+
   /** Runs `onboard/<hostId>`; true when it ended healthy. An offboard request cancels it (its steps are undone after). */
-  async function runOnboarding(): Promise<boolean> {
+  async function runOnboarding(onboardInput: OnboardHostInput): Promise<boolean> {
     const scope = new CancellationScope();
     const running = scope.run(async () => {
       const child = await startChild(onboardHost, {
         workflowId: workflowIds.onboarding(input.hostId),
-        args: [input],
+        args: [onboardInput],
         parentClosePolicy: ParentClosePolicy.TERMINATE,
         staticSummary: `Onboarding of ${input.hostId} (stage 1 of host/${input.hostId})`,
       });

@@ -1,4 +1,4 @@
-import type { AgentHealth, AgentOptions, OnboardingPhase, OnboardingStatus, SshCredential, SshHop, SshTarget, TunnelSpec } from '../contracts';
+import type { AgentHealth, AgentOptions, OnboardHostInput, OnboardingPhase, OnboardingStatus, SshCredential, SshHop, SshTarget, TunnelSpec } from '../contracts';
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
 import type { HostStateView } from './state';
 
@@ -81,6 +81,10 @@ export interface HostStatus extends HostStateView {
   agentConfig?: AgentOptions;
   labels?: Record<string, string>;
   changes?: ChangeRecord[];
+  /** The fleets this host reports its phases to. */
+  fleets?: string[];
+  /** How many times a failed onboarding was retried. */
+  onboardingRetries?: number;
 }
 export const hostStatusQuery = defineQuery<HostStatus>('hostStatus');
 /** Offboard: stop watching, undo every step (cancelling an onboarding in flight first), end `offboarded`. */
@@ -96,3 +100,8 @@ export const changeHostUpdate = defineUpdate<{ accepted: true; changeId: string 
 export const rotateKeyUpdate = defineUpdate<{ accepted: true; changeId: string }, []>('rotateKey');
 /** A host whose repair met a changed host key waits for this (the onboarding child has its own while onboarding). */
 export const approveRepairHostKeyUpdate = defineUpdate<{ accepted: true }, [{ hostKeySha256: string; hop?: SshHop }]>('approveRepairHostKey');
+/**
+ * A failed onboarding goes again, with this (possibly corrected) input: from its failed step when the service login
+ * exists and the host is where it was; from the probe otherwise. Fleets retry their failed hosts with it.
+ */
+export const retryOnboardingUpdate = defineUpdate<{ accepted: true; resumed: boolean }, [OnboardHostInput]>('retryOnboarding');

@@ -19,6 +19,8 @@ export interface BodyLimits {
   api: string | number;
   /** The Temporal UI sends whole payloads (up to Temporal's blob size limit) to /codec. */
   codec: string | number;
+  /** A fleet lists up to 5,000 hosts (a private key or two in its defaults). */
+  fleets: string | number;
 }
 
 function hasBody(req: Request): boolean {
@@ -39,6 +41,7 @@ export function installBodyParsing(app: INestApplication, limits: BodyLimits): v
   });
   // body-parser skips a request whose body is already parsed, so the first matching parser wins.
   app.use('/codec', express.json({ limit: limits.codec, strict: true, type: isJson }));
+  app.use('/v1/fleets', express.json({ limit: limits.fleets, strict: true, type: isJson }));
   app.use(express.json({ limit: limits.api, strict: true, type: isJson }));
   app.use(bodyParseErrorHandler);
   app.use(rejectPrototypeKeys);

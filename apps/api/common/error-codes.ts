@@ -9,6 +9,8 @@ export const ErrorCode = {
   NotFound: 'NOT_FOUND',
   HostNotFound: 'HOST_NOT_FOUND',
   TunnelNotFound: 'TUNNEL_NOT_FOUND',
+  FleetNotFound: 'FLEET_NOT_FOUND',
+  InventoryUnreadable: 'INVENTORY_UNREADABLE',
   MethodNotAllowed: 'METHOD_NOT_ALLOWED',
   Conflict: 'CONFLICT',
   RateLimited: 'RATE_LIMITED',

@@ -25,10 +25,10 @@ import type { ProvideCredentialsDto } from './dto/credentials.dto';
 import type { ChangeAcceptedDto, ChangeRecordDto, HostAcceptedDto, HostDetailsDto, HostListDto } from './dto/host-responses.dto';
 import type { ListHostsQueryDto } from './dto/list-hosts.query';
 import { toOnboardHostInput, toSshCredential } from './onboard-input.mapper';
-import { onboardingDetails, onboardingSummary } from './onboarding-metadata';
+import { HOST_WORKFLOW_TYPE, hostEntityStart } from '../../../lib/host-start';
 
 export const ONBOARDING_WORKFLOW_TYPE = 'onboardHost';
-export const HOST_WORKFLOW_TYPE = 'hostLifecycle';
+export { HOST_WORKFLOW_TYPE };
 
 /** Host phases in which the onboarding child (`onboard/<id>`) has the details and answers credentials and approvals. */
 const ONBOARDING_STAGE = new Set<string>(['onboarding', 'probing', 'creating-cloudroot', 'installing-agent', 'starting-tunnel', 'verifying', 'needs-credentials', 'needs-host-key-approval']);
@@ -64,20 +64,7 @@ export class HostsService {
     const workflowId = workflowIds.host(input.hostId);
     try {
       const handle = await this.temporal.call(() =>
-        client.workflow.start(HOST_WORKFLOW_TYPE, {
-          args: [input],
-          workflowId,
-          taskQueue: config.temporal.onboardingTaskQueue,
-          workflowIdConflictPolicy: 'USE_EXISTING',
-          // Shown in the Temporal UI without decoding payloads; never anything secret.
-          staticSummary: onboardingSummary(input),
-          staticDetails: onboardingDetails(input),
-          typedSearchAttributes: [
-            { key: HostIdKey, value: input.hostId },
-            { key: HostAddressKey, value: input.target.address },
-            { key: OnboardingPhaseKey, value: 'onboarding' },
-          ],
-        }),
+        client.workflow.start(HOST_WORKFLOW_TYPE, { args: [input], ...hostEntityStart(input, config.temporal.onboardingTaskQueue) }),
       );
       this.details.invalidate(input.hostId);
       return { id: input.hostId, workflowId, runId: handle.firstExecutionRunId, statusUrl: statusUrl(input.hostId) };
@@ -402,6 +389,8 @@ function hostFields(s: HostStatus) {
     ...(s.agentConfig ? { agentConfig: { mode: s.agentConfig.mode, interval: s.agentConfig.interval, version: s.agentConfig.version } } : {}),
     ...(s.labels ? { labels: { ...s.labels } } : {}),
     ...(s.changes ? { changes: s.changes.map(changeRecord) } : {}),
+    ...(s.fleets && s.fleets.length > 0 ? { fleets: [...s.fleets] } : {}),
+    ...(s.onboardingRetries ? { onboardingRetries: s.onboardingRetries } : {}),
   };
 }
 

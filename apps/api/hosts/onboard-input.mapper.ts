@@ -1,9 +1,6 @@
-import { isIP } from 'node:net';
-import { createHash } from 'node:crypto';
-import type { OnboardHostInput, SshCredential, SshTarget } from '../../../workflows/contracts';
+import type { OnboardHostInput, SealedSecret, SshCredential, SshTarget } from '../../../workflows/contracts';
 import type { SealingKeySource } from '../../../lib/keyring';
 import { sealSecret } from '../../../lib/sealed-secret';
-import { HOST_ID_PATTERN } from '../common/validators';
 import type { BastionDto } from './dto/bastion.dto';
 import type { CreateHostDto } from './dto/create-host.dto';
 import type { SshLoginDto } from './dto/ssh-login.dto';
@@ -11,43 +8,38 @@ import type { SshLoginDto } from './dto/ssh-login.dto';
 export interface MappingContext {
   /** Seals with public keys only: the API cannot open what it seals. */
   sealer: SealingKeySource;
+  /** Seals instead of `sealer` (a fleet seals a secret shared by its hosts once). */
+  seal?: Seal;
   /** InfluxDB URL for dataPath "direct" when the request names none (config.influx.url). */
   defaultInfluxUrl: string;
 }
 
-/**
- * A stable id for `address:port`, so posting the same host twice is one onboarding:
- * `10.213.1.5` port 22 → `10.213.1.5-22`; names too long or too odd for the id alphabet get a hash suffix.
- */
-export function deriveHostId(address: string, port: number): string {
-  const canonical = isIP(address) === 6 ? canonicalIpv6(address) : address.toLowerCase();
-  const readable = canonical.replace(/[^a-z0-9.]+/g, '-').replace(/^[^a-z0-9]+|[^a-z0-9]+$/g, '');
-  const id = `${readable}-${port}`;
-  // IPv6 addresses always get the hash: `fd00::5` must not become the id of a host named `fd00-5`.
-  if (readable && HOST_ID_PATTERN.test(id) && !address.includes(':') && !id.startsWith(RESERVED_HOST_ID_PREFIX)) return id;
-  const hash = createHash('sha256').update(`${canonical}:${port}`).digest('hex').slice(0, 12);
-  const prefix = readable.replace(/^proxy-/, 'h-proxy-').slice(0, 63 - hash.length - 1).replace(/[^a-z0-9]+$/, '');
-  return prefix ? `${prefix}-${hash}` : `h-${hash}`;
-}
+import { deriveHostId } from '../../../lib/host-address';
+export { RESERVED_HOST_ID_PREFIX, canonicalIpv6, deriveHostId } from '../../../lib/host-address';
 
-/** Tunnel keepers of proxies are `tunnel/proxy-…`: host ids stay out of that namespace. */
-export const RESERVED_HOST_ID_PREFIX = 'proxy-';
+export type Seal = (plaintext: string) => SealedSecret;
 
-/** `fd00:0::5` and `FD00::5` are one address: the compressed lower-case form URL parsing yields. */
-export function canonicalIpv6(address: string): string {
-  return new URL(`http://[${address}]/`).hostname.replace(/^\[|\]$/g, '');
+/** A seal that seals each distinct secret once (within one request: a fleet's shared password is one sealed value). */
+export function sealingOnce(sealer: SealingKeySource): Seal {
+  const sealed = new Map<string, SealedSecret>();
+  return (plaintext) => {
+    let s = sealed.get(plaintext);
+    if (!s) sealed.set(plaintext, (s = sealSecret(sealer, plaintext)));
+    return s;
+  };
 }
 
 /** Seals every secret right away: from here on only SealedSecret values exist. */
-export function toSshCredential(login: SshLoginDto, sealer: SealingKeySource): SshCredential {
+export function toSshCredential(login: SshLoginDto, sealer: SealingKeySource | Seal): SshCredential {
+  const seal: Seal = typeof sealer === 'function' ? sealer : (p) => sealSecret(sealer, p);
   const credential: SshCredential = { username: login.username };
-  if (login.password != null) credential.password = sealSecret(sealer, login.password);
-  if (login.privateKey != null) credential.privateKey = sealSecret(sealer, login.privateKey);
-  if (login.passphrase != null) credential.passphrase = sealSecret(sealer, login.passphrase);
+  if (login.password != null) credential.password = seal(login.password);
+  if (login.privateKey != null) credential.privateKey = seal(login.privateKey);
+  if (login.passphrase != null) credential.passphrase = seal(login.passphrase);
   return credential;
 }
 
-function toBastionTarget(bastion: BastionDto, sealer: SealingKeySource): SshTarget {
+function toBastionTarget(bastion: BastionDto, sealer: SealingKeySource | Seal): SshTarget {
   const target: SshTarget = { address: bastion.address, port: bastion.port ?? 22, credential: toSshCredential(bastion, sealer) };
   if (bastion.hostKeySha256) target.hostKeySha256 = bastion.hostKeySha256;
   return target;
@@ -56,8 +48,9 @@ function toBastionTarget(bastion: BastionDto, sealer: SealingKeySource): SshTarg
 export function toOnboardHostInput(dto: CreateHostDto, ctx: MappingContext): OnboardHostInput {
   const port = dto.port ?? 22;
   const hostId = dto.hostId ?? deriveHostId(dto.address, port);
-  const via = dto.bastion ? toBastionTarget(dto.bastion, ctx.sealer) : undefined;
-  const target: SshTarget = { address: dto.address, port, credential: toSshCredential(dto, ctx.sealer) };
+  const sealer = ctx.seal ?? ctx.sealer;
+  const via = dto.bastion ? toBastionTarget(dto.bastion, sealer) : undefined;
+  const target: SshTarget = { address: dto.address, port, credential: toSshCredential(dto, sealer) };
   if (dto.expectedHostKeySha256) target.hostKeySha256 = dto.expectedHostKeySha256;
   if (via) target.via = via;
 

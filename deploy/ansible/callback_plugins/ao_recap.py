@@ -44,6 +44,11 @@ def _message(result):
     return "failed"
 
 
+# The role's last task: a host that has run it is done (with the free strategy, long before the others may be).
+DONE_TASK = "Publish the report"
+COUNTS = ("ok", "changed", "failed", "unreachable", "skipped", "rescued", "ignored")
+
+
 class CallbackModule(CallbackBase):
     CALLBACK_VERSION = 2.0
     CALLBACK_TYPE = "stdout"
@@ -52,6 +57,26 @@ class CallbackModule(CallbackBase):
     def __init__(self):
         super(CallbackModule, self).__init__()
         self._failures = {}
+        self._counts = {}
+
+    def _count(self, result, key):
+        host = result._host.get_name()
+        c = self._counts.setdefault(host, dict((k, 0) for k in COUNTS))
+        c[key] += 1
+        return host, c
+
+    def v2_runner_on_ok(self, result):
+        host, c = self._count(result, "ok")
+        if result._result.get("changed"):
+            c["changed"] += 1
+        if result._task.get_name() == DONE_TASK:
+            # One line as soon as a host is done, so the controller can answer for it without waiting for the run.
+            stats = result._result.get("ansible_stats") or {}
+            doc = {"ao_host_done": host, "counts": c, "custom": stats.get("data") or {}}
+            self._display.display(json.dumps(doc, sort_keys=True, default=str), screen_only=True)
+
+    def v2_runner_on_skipped(self, result):
+        self._count(result, "skipped")
 
     def _record(self, result, kind):
         host = result._host.get_name()

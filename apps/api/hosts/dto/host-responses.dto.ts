@@ -107,5 +107,7 @@ export class HostDetailsDto extends WorkflowRefDto {
   agentConfig?: AgentConfigDto;
   @ApiPropertyOptional({ type: 'object', additionalProperties: { type: 'string' }, description: 'The labels in force now' }) labels?: Record<string, string>;
   @ApiPropertyOptional({ type: [ChangeRecordDto], description: 'Changes and key rotations, newest last' }) changes?: ChangeRecordDto[];
+  @ApiPropertyOptional({ type: [String], description: 'The fleets this host reports to' }) fleets?: string[];
+  @ApiPropertyOptional({ description: 'How many times its failed onboarding was retried (from the failed step when its service login existed)' }) onboardingRetries?: number;
   @ApiProperty({ type: [ActivityDto], description: 'Activities running or retrying right now' }) activities!: ActivityDto[];
 }
