@@ -59,6 +59,8 @@ runBench('fleet', async (cleanup) => {
     console.log(`  ours:    makespan ${fmtMs(ours.makespanMs)}`);
     const base = await side(fleet, `${tag}b`, v, slowPct, (hosts) => runBaseline(stack, cleanup, hosts, tag, v.slow));
     console.log(`  by hand: makespan ${fmtMs(base.makespanMs)}`);
+    // Each variant's figures as soon as it is done (a long run that is stopped early keeps what it measured).
+    console.log(`  ratio ${ratio(ours.makespanMs, base.makespanMs)}${v.slow ? `, fast hosts ${fmtMs(ours.fastMakespanMs)} / ${fmtMs(base.fastMakespanMs)} (${ratio(ours.fastMakespanMs, base.fastMakespanMs)})` : ''}; CPU/host ours ${fmtMs(ours.cpuMs / v.n)} (+server ${fmtMs((ours.serverCpuMs ?? 0) / v.n)}), by hand ${fmtMs(base.cpuMs / v.n)}; peak RSS ours ${fmtMiB(ours.peakRssBytes)}, by hand ${fmtMiB(base.peakRssBytes)}`);
     results.push({ ...v, ours, base });
   }
 
