@@ -16,6 +16,7 @@ import { TunnelIdKey } from '../../workflows/search-attributes';
 import type { hostLifecycle } from '../../workflows/host/host-lifecycle';
 import { approveRepairHostKeyUpdate, changeHostUpdate, hostFreshnessSignal, hostStatusQuery, offboardHostUpdate, retryOnboardingUpdate, rotateKeyUpdate, tunnelReportSignal } from '../../workflows/host/messages';
 import type { onboardFleet } from '../../workflows/fleet/onboard-fleet';
+import type { FleetSource } from '../../workflows/fleet/source';
 import { approveFleetPlanUpdate, closeFleetUpdate, fleetInventoryUpdate, fleetMemberSignal, fleetStatusQuery, retryFleetUpdate } from '../../workflows/fleet/messages';
 import type { TunnelKeeperOptions, TunnelKeeperState, tunnelKeeper } from '../../workflows/tunnel-keeper';
 import { connectedStats } from '../support/fake-tunnel';
@@ -535,48 +536,33 @@ function hostRetriedScenario(): Scenario {
   };
 }
 
-/** A fleet of three, two at once: reports settle it (one failed), a retry, the failed one healthy; closed. */
-function fleetRetriedScenario(): Scenario {
-  const name = 'fleet-retried';
+/**
+ * A fleet scenario: the fleet activities are stand-ins that accept everything (the hosts are not run; the drive
+ * sends their reports), the fleet starts with the fixture defaults, `interact` drives it, then it is closed.
+ */
+function fleetScenario(name: string, about: string, start: { members: { hostId: string; address: string }[]; concurrency: number; source?: FleetSource }, interact: (handle: WorkflowHandle<typeof onboardFleet>) => Promise<void>): Scenario {
   const fleetId = `replay-${name}`;
   const workflowId = workflowIds.fleet(fleetId);
   return {
     name,
     workflowType: 'onboardFleet',
     workflowId,
-    about: 'three hosts, two at once: started, reports (healthy, failed), the third started; retry of the failed one; healthy; closed',
+    about,
     prepare(keyring) {
       const ok = async () => ({ refused: [] });
       return {
-        activities: { startFleetHosts: ok, retryFleetHosts: ok, releaseFleetHosts: ok },
+        activities: { startFleetHosts: ok, retryFleetHosts: ok, releaseFleetHosts: ok, relabelFleetHosts: ok },
         async drive(client, taskQueue) {
-          const defaults = { ...onboardingInput(keyring, 'x'), target: { ...onboardingInput(keyring, 'x').target, address: '' } };
-          const { hostId: _id, ...shared } = defaults;
-          const members = [1, 2, 3].map((i) => ({ hostId: `replay-fleet-${i}`, address: `10.213.203.${i}` }));
+          const { hostId: _id, ...shared } = onboardingInput(keyring, 'x');
+          const defaults = { ...shared, target: { ...shared.target, address: '' } };
           const handle = await client.workflow.start<typeof onboardFleet>('onboardFleet', {
             taskQueue,
             workflowId,
-            args: [{ fleetId, defaults: shared, members, concurrency: 2 }, { publishEveryMs: 50 }],
+            args: [{ fleetId, defaults, ...start }, { publishEveryMs: 50 }],
             workflowIdConflictPolicy: 'TERMINATE_EXISTING',
             workflowExecutionTimeout: '5m',
           });
-          const status = () => handle.query(fleetStatusQuery);
-          const report = (i: number, phase: 'healthy' | 'failed', atMs: number) =>
-            handle.signal(fleetMemberSignal, { hostId: `replay-fleet-${i}`, phase, ...(phase === 'failed' ? { error: { type: FailureType.HostUnreachable, message: 'scripted' } } : {}), atMs });
-          await until('two started', async () => (await status()).active === 2);
-          const t = Date.now() + 1000;
-          await report(1, 'healthy', t);
-          await report(2, 'failed', t);
-          await until('third started', async () => (await status()).counts.pending === undefined);
-          await report(3, 'healthy', t + 1);
-          await until('settled', async () => (await status()).state === 'settled');
-          await handle.executeUpdate(retryFleetUpdate, { args: [{}] });
-          await until('retry handed over', async () => (await status()).retries[0]?.endedAtMs !== undefined);
-          await report(2, 'healthy', Date.now() + 2000);
-          await until('settled healthy', async () => {
-            const s = await status();
-            return s.state === 'settled' && s.counts.healthy === 3;
-          });
+          await interact(handle);
           await handle.executeUpdate(closeFleetUpdate, { args: [{}] });
           await closed(handle);
           return [{ runId: handle.firstExecutionRunId, closesWith: 'completed' }];
@@ -585,6 +571,54 @@ function fleetRetriedScenario(): Scenario {
     },
   };
 }
+
+const fleetStatusOf = (h: WorkflowHandle<typeof onboardFleet>) => h.query(fleetStatusQuery);
+
+const fleetScenarios: Scenario[] = [
+  fleetScenario(
+    'fleet-retried',
+    'three hosts, two at once: started, reports (healthy, failed), the third started; retry of the failed one; healthy; closed',
+    { members: [1, 2, 3].map((i) => ({ hostId: `replay-fleet-${i}`, address: `10.213.203.${i}` })), concurrency: 2 },
+    async (handle) => {
+      const report = (i: number, phase: 'healthy' | 'failed', atMs: number) =>
+        handle.signal(fleetMemberSignal, { hostId: `replay-fleet-${i}`, phase, ...(phase === 'failed' ? { error: { type: FailureType.HostUnreachable, message: 'scripted' } } : {}), atMs });
+      await until('two started', async () => (await fleetStatusOf(handle)).active === 2);
+      const t = Date.now() + 1000;
+      await report(1, 'healthy', t);
+      await report(2, 'failed', t);
+      await until('third started', async () => (await fleetStatusOf(handle)).counts.pending === undefined);
+      await report(3, 'healthy', t + 1);
+      await until('settled', async () => (await fleetStatusOf(handle)).state === 'settled');
+      await handle.executeUpdate(retryFleetUpdate, { args: [{}] });
+      await until('retry handed over', async () => (await fleetStatusOf(handle)).retries[0]?.endedAtMs !== undefined);
+      await report(2, 'healthy', Date.now() + 2000);
+      await until('settled healthy', async () => {
+        const st = await fleetStatusOf(handle);
+        return st.state === 'settled' && st.counts.healthy === 3;
+      });
+    },
+  ),
+  fleetScenario(
+    'fleet-reconciled',
+    'a source fleet: passes add 2, then −1 +1 (applied), then all gone (held for approval, approved by digest); closed',
+    { members: [], concurrency: 4, source: { kind: 'file', path: '/srv/inventory/hosts.yml' } },
+    async (handle) => {
+      const hostsOf = (ns: number[]) => ns.map((n) => ({ address: `10.213.204.${n}`, hostId: `replay-src-${n}` }));
+      const pass = (ns: number[], digest: string) => handle.executeUpdate(fleetInventoryUpdate, { args: [{ read: { hosts: hostsOf(ns), ignored: [], readAtMs: 1_700_000_000_000, digest } }] });
+      await pass([1, 2], '1'.repeat(64));
+      await until('two members', async () => (await fleetStatusOf(handle)).total === 2);
+      await pass([2, 3], '2'.repeat(64));
+      await until('churn applied', async () => {
+        const st = await fleetStatusOf(handle);
+        return st.total === 2 && st.source?.lastApplied?.added === 1;
+      });
+      await pass([], '3'.repeat(64));
+      await until('held', async () => (await fleetStatusOf(handle)).source?.held !== undefined);
+      await handle.executeUpdate(approveFleetPlanUpdate, { args: [{ digest: '3'.repeat(64) }] });
+      await until('all gone', async () => (await fleetStatusOf(handle)).total === 0);
+    },
+  ),
+];
 
 /** A retried onboarding that goes on from its failed install: the service login and the first run's steps carry over. */
 const onboardResumed = onboarding('onboard-resumed', 'a retry resumed after a failed install: no probe or cloudroot, install + verify, healthy', {
@@ -608,54 +642,7 @@ const onboardResumed = onboarding('onboard-resumed', 'a retry resumed after a fa
   }),
 });
 
-/** A fleet with a source: a pass adds two, the next removes one and adds one, a third would remove all: held, approved. */
-function fleetReconciledScenario(): Scenario {
-  const name = 'fleet-reconciled';
-  const fleetId = `replay-${name}`;
-  const workflowId = workflowIds.fleet(fleetId);
-  return {
-    name,
-    workflowType: 'onboardFleet',
-    workflowId,
-    about: 'a source fleet: passes add 2, then −1 +1 (applied), then all gone (held for approval, approved by digest); closed',
-    prepare(keyring) {
-      const ok = async () => ({ refused: [] });
-      return {
-        activities: { startFleetHosts: ok, retryFleetHosts: ok, releaseFleetHosts: ok, relabelFleetHosts: ok },
-        async drive(client, taskQueue) {
-          const { hostId: _id, ...shared } = onboardingInput(keyring, 'x');
-          const defaults = { ...shared, target: { ...shared.target, address: '' } };
-          const handle = await client.workflow.start<typeof onboardFleet>('onboardFleet', {
-            taskQueue,
-            workflowId,
-            args: [{ fleetId, defaults, members: [], concurrency: 4, source: { kind: 'file', path: '/srv/inventory/hosts.yml' } }, { publishEveryMs: 50 }],
-            workflowIdConflictPolicy: 'TERMINATE_EXISTING',
-            workflowExecutionTimeout: '5m',
-          });
-          const status = () => handle.query(fleetStatusQuery);
-          const hostsOf = (ns: number[]) => ns.map((n) => ({ address: `10.213.204.${n}`, hostId: `replay-src-${n}` }));
-          const pass = (ns: number[], digest: string) => handle.executeUpdate(fleetInventoryUpdate, { args: [{ read: { hosts: hostsOf(ns), ignored: [], readAtMs: 1_700_000_000_000, digest } }] });
-          await pass([1, 2], '1'.repeat(64));
-          await until('two members', async () => (await status()).total === 2);
-          await pass([2, 3], '2'.repeat(64));
-          await until('churn applied', async () => {
-            const s = await status();
-            return s.total === 2 && s.source?.lastApplied?.added === 1;
-          });
-          await pass([], '3'.repeat(64));
-          await until('held', async () => (await status()).source?.held !== undefined);
-          await handle.executeUpdate(approveFleetPlanUpdate, { args: [{ digest: '3'.repeat(64) }] });
-          await until('all gone', async () => (await status()).total === 0);
-          await handle.executeUpdate(closeFleetUpdate, { args: [{}] });
-          await closed(handle);
-          return [{ runId: handle.firstExecutionRunId, closesWith: 'completed' }];
-        },
-      };
-    },
-  };
-}
-
-export const scenarios: readonly Scenario[] = [...onboardingScenarios, onboardResumed, ...tunnelScenarios, ...hostScenarios, hostRetriedScenario(), fleetRetriedScenario(), fleetReconciledScenario()];
+export const scenarios: readonly Scenario[] = [...onboardingScenarios, onboardResumed, ...tunnelScenarios, ...hostScenarios, hostRetriedScenario(), ...fleetScenarios];
 
 /** The scenario a fixture file belongs to: `<scenario>[.<label>].json` (labels: `run2`, `v1`, ...). */
 export function scenarioForFixture(fileName: string): Scenario | undefined {
